@@ -1,0 +1,128 @@
+//! Linux netfilter `LOG` target lines (iptables `-j LOG`, nftables `log`):
+//! the firewall's record of a connection, and our evidence of devices
+//! reached.
+//!
+//! ```text
+//! [812345.118204] VPN-FWD IN=tun0 OUT=eth1 MAC= SRC=10.8.0.6 DST=192.168.20.10 LEN=60 ...
+//!     PROTO=TCP SPT=50412 DPT=443 WINDOW=64240 RES=0x00 SYN URGP=0
+//! ```
+//!
+//! The line does not say whether the packet was accepted: the admin's
+//! prefix (`VPN-FWD`, `VPN-DROP`) does, and the source's configuration
+//! decides which prefixes name a drop.
+
+use std::net::IpAddr;
+
+use crate::error::ParseError;
+use crate::event::{Traffic, Verdict};
+
+/// Whether a message looks like a netfilter LOG line.
+pub fn is_netfilter(message: &str) -> bool {
+    message.contains("IN=") && message.contains(" SRC=") && message.contains(" DST=")
+}
+
+/// `[uptime] `: the kernel's seconds since boot, not a wall-clock time.
+fn strip_uptime(message: &str) -> &str {
+    match message.strip_prefix('[').and_then(|rest| rest.split_once("] ")) {
+        Some((stamp, rest)) if stamp.trim().parse::<f64>().is_ok() => rest,
+        _ => message,
+    }
+}
+
+fn protocol(name: &str) -> &str {
+    match name {
+        "TCP" | "tcp" => "tcp",
+        "UDP" | "udp" => "udp",
+        "ICMP" | "icmp" => "icmp",
+        "ICMPv6" | "ICMPV6" | "icmpv6" => "icmpv6",
+        "SCTP" | "sctp" => "sctp",
+        "GRE" | "gre" => "gre",
+        "ESP" | "esp" => "esp",
+        other => other,
+    }
+}
+
+/// Reads a LOG line into the connection it shows.
+pub fn log_line(message: &str) -> Result<Traffic<'_>, ParseError> {
+    let body = strip_uptime(message);
+    let fields_start = if body.starts_with("IN=") {
+        0
+    } else {
+        body.find(" IN=").map(|i| i + 1).ok_or_else(|| ParseError::at(message, body, "IN= after the log prefix"))?
+    };
+    let label = body[..fields_start].trim();
+    let fields = &body[fields_start..];
+
+    let mut src = None;
+    let mut dst = None;
+    let mut proto = None;
+    let mut spt = None;
+    let mut dpt = None;
+    for token in fields.split_ascii_whitespace() {
+        let Some((key, value)) = token.split_once('=') else { continue };
+        match key {
+            "SRC" => src = Some(value),
+            "DST" => dst = Some(value),
+            "PROTO" => proto = Some(value),
+            "SPT" => spt = Some(value),
+            "DPT" => dpt = Some(value),
+            _ => {}
+        }
+    }
+
+    let address = |value: Option<&str>, what: &'static str| -> Result<IpAddr, ParseError> {
+        let value = value.ok_or_else(|| ParseError::at(message, "", what))?;
+        value.parse().map_err(|_| ParseError::at_slice(message, value, what))
+    };
+    let port = |value: Option<&str>, what: &'static str| -> Result<Option<u16>, ParseError> {
+        value.map(|v| v.parse().map_err(|_| ParseError::at_slice(message, v, what))).transpose()
+    };
+    Ok(Traffic {
+        src: address(src, "SRC=<ip address>")?,
+        dst: address(dst, "DST=<ip address>")?,
+        proto: protocol(proto.unwrap_or("")),
+        src_port: port(spt, "SPT=<port>")?,
+        dst_port: port(dpt, "DPT=<port>")?,
+        verdict: Verdict::FromPrefix,
+        label: (!label.is_empty()).then_some(label),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_line_with_prefix() {
+        let t = log_line("[812345.118204] VPN-FWD IN=tun0 OUT=eth1 MAC= SRC=10.8.0.6 DST=192.168.20.10 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=40211 DF PROTO=TCP SPT=50412 DPT=443 WINDOW=64240 RES=0x00 SYN URGP=0").unwrap();
+        assert_eq!(t.src, "10.8.0.6".parse::<IpAddr>().unwrap());
+        assert_eq!(t.dst, "192.168.20.10".parse::<IpAddr>().unwrap());
+        assert_eq!(t.proto, "tcp");
+        assert_eq!(t.src_port, Some(50412));
+        assert_eq!(t.dst_port, Some(443));
+        assert_eq!(t.label, Some("VPN-FWD"));
+        assert_eq!(t.verdict, Verdict::FromPrefix);
+    }
+
+    #[test]
+    fn udp_line_with_two_len_fields() {
+        let t = log_line("[813302.331870] VPN-FWD IN=tun0 OUT=eth1 MAC= SRC=10.8.0.6 DST=192.168.30.5 LEN=78 TOS=0x00 PREC=0x00 TTL=63 ID=29001 PROTO=UDP SPT=50600 DPT=161 LEN=58").unwrap();
+        assert_eq!(t.proto, "udp");
+        assert_eq!(t.dst_port, Some(161));
+    }
+
+    #[test]
+    fn icmp_has_no_ports_and_no_prefix() {
+        let t = log_line("IN=tun0 OUT=eth1 SRC=10.8.0.6 DST=192.168.20.1 LEN=84 PROTO=ICMP TYPE=8 CODE=0 ID=7 SEQ=1").unwrap();
+        assert_eq!(t.proto, "icmp");
+        assert_eq!(t.dst_port, None);
+        assert_eq!(t.label, None);
+    }
+
+    #[test]
+    fn bad_source_address_names_the_field() {
+        let err = log_line("DROP IN=tun0 OUT= SRC=10.8.0.300 DST=192.168.20.1 PROTO=TCP").unwrap_err();
+        assert_eq!(err.expected, "SRC=<ip address>");
+        assert_eq!(err.column, 23);
+    }
+}

@@ -1,0 +1,402 @@
+//! OpenVPN server messages, as the server writes them to its log or syslog.
+//!
+//! A message about one client starts with that client's prefix: its real
+//! address before authentication, `CN/address` after.
+//!
+//! ```text
+//! 198.51.100.23:51734 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:51734
+//! j.martin/198.51.100.23:51734 MULTI_sva: pool returned IPv4=10.8.0.6, IPv6=(Not enabled)
+//! j.martin/198.51.100.23:51734 SIGTERM[soft,remote-exit] received, client-instance exiting
+//! ```
+//!
+//! The CN is whatever the certificate says: it may hold spaces, commas or
+//! slashes, and is `UNDEF` for clients authenticated by username only.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::error::ParseError;
+use crate::event::{EndReason, Event};
+
+/// A client's prefix: who, and from which real address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClientPrefix<'a> {
+    /// `None` before the client authenticated.
+    common_name: Option<&'a str>,
+    /// The `ip:port` text: the key of the client's instance.
+    address: &'a str,
+}
+
+/// Parses `ip:port` as OpenVPN prints a real address (`[v6]:port` too).
+fn real_address(text: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    // OpenVPN prints IPv6 peers without brackets: `2001:db8::7:51234`.
+    let (ip, port) = text.rsplit_once(':')?;
+    Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?))
+}
+
+/// Splits a message into its client prefix and the rest.
+///
+/// `CN/ip:port rest`: the CN is everything before the first `/` that is
+/// followed by an address and a space, so a CN with spaces or slashes
+/// still reads whole.
+fn client_prefix(msg: &str) -> Option<(ClientPrefix<'_>, &str)> {
+    let first_word = msg.split(' ').next().unwrap_or("");
+    if real_address(first_word).is_some() {
+        let rest = &msg[first_word.len()..];
+        return Some((
+            ClientPrefix { common_name: None, address: first_word },
+            rest.strip_prefix(' ').unwrap_or(rest),
+        ));
+    }
+    for (slash, _) in msg.match_indices('/') {
+        let after = &msg[slash + 1..];
+        let Some(space) = after.find(' ') else { continue };
+        let address = &after[..space];
+        if real_address(address).is_some() && slash > 0 {
+            return Some((
+                ClientPrefix { common_name: Some(&msg[..slash]), address },
+                &after[space + 1..],
+            ));
+        }
+    }
+    None
+}
+
+/// Reads an OpenVPN server message. `Ok(None)` is a message understood as
+/// carrying no session fact (`PUSH_REQUEST`, `TLS: soft reset`, ...).
+pub fn message(msg: &str) -> Result<Option<Event<'_>>, ParseError> {
+    match client_prefix(msg) {
+        Some((prefix, body)) => client_message(msg, prefix, body),
+        None => Ok(server_message(msg)),
+    }
+}
+
+/// `[CN] Peer Connection Initiated with [AF_INET]198.51.100.23:51734`
+fn peer_connection_initiated(body: &str) -> Option<&str> {
+    let inner = body.strip_prefix('[')?;
+    let end = inner.find("] Peer Connection Initiated with ")?;
+    Some(&inner[..end])
+}
+
+/// `SIGTERM[soft,remote-exit] received, client-instance exiting`: the
+/// signal's reason, when the line is a client instance's end.
+fn client_signal(body: &str) -> Option<&str> {
+    if !body.starts_with("SIG") {
+        return None;
+    }
+    let open = body.find('[')?;
+    let close = body[open..].find(']')? + open;
+    let rest = &body[close + 1..];
+    if !rest.starts_with(" received, client-instance ") {
+        return None;
+    }
+    let inside = &body[open + 1..close];
+    Some(inside.split_once(',').map_or("", |(_, reason)| reason))
+}
+
+fn signal_reason(reason: &str) -> EndReason {
+    match reason {
+        "remote-exit" | "delayed-exit" => EndReason::UserExit,
+        "ping-restart" | "ping-exit" | "inactive" => EndReason::Timeout,
+        "connection-reset" | "tls-error" | "connection-reset-inetd" => EndReason::ConnectionLost,
+        r if r.contains("kill") || r.contains("management") => EndReason::Admin,
+        _ => EndReason::Unknown,
+    }
+}
+
+/// A value between single quotes after `lead`: `... username 'x' ...`.
+fn quoted_after<'a>(body: &'a str, lead: &str) -> Option<&'a str> {
+    let start = body.find(lead)? + lead.len();
+    let rest = &body[start..];
+    let inner = rest.strip_prefix('\'')?;
+    let end = inner.rfind('\'')?;
+    Some(&inner[..end])
+}
+
+fn address_error(msg: &str, value: &str, what: &'static str) -> ParseError {
+    ParseError::at_slice(msg, value, what)
+}
+
+fn client_message<'a>(
+    msg: &'a str,
+    prefix: ClientPrefix<'a>,
+    body: &'a str,
+) -> Result<Option<Event<'a>>, ParseError> {
+    let instance = prefix.address;
+    let user = prefix.common_name;
+
+    if let Some(cn) = peer_connection_initiated(body) {
+        let remote = real_address(instance);
+        return Ok(Some(Event::SessionStarted {
+            user: cn,
+            instance,
+            remote_ip: remote.map(|a| a.ip()),
+            remote_port: remote.map(|a| a.port()),
+            tunnel: None,
+        }));
+    }
+
+    if let Some(rest) = body.strip_prefix("MULTI_sva: pool returned ") {
+        // `IPv4=10.8.0.6, IPv6=(Not enabled)`: take the IPv4 address, else IPv6.
+        for part in rest.split(", ") {
+            let Some((_, value)) = part.split_once('=') else { continue };
+            if value.starts_with('(') {
+                continue;
+            }
+            return match value.parse::<IpAddr>() {
+                Ok(virtual_ip) => Ok(Some(Event::AddressAssigned { user, instance, virtual_ip })),
+                Err(_) => Err(address_error(msg, value, "an IP address after IPv4= or IPv6=")),
+            };
+        }
+        return Ok(None);
+    }
+
+    if let Some(rest) = body.strip_prefix("MULTI: Learn: ") {
+        // A route to a client subnet (iroute) or a MAC in TAP mode is not
+        // the client's own address.
+        let learned = rest.split(" -> ").next().unwrap_or("");
+        return Ok(learned.parse::<IpAddr>().ok().map(|virtual_ip| Event::AddressAssigned {
+            user,
+            instance,
+            virtual_ip,
+        }));
+    }
+
+    if body.starts_with("MULTI: primary virtual IP for ") {
+        let value = body.rsplit(": ").next().unwrap_or("");
+        return match value.parse::<IpAddr>() {
+            Ok(virtual_ip) => Ok(Some(Event::AddressAssigned { user, instance, virtual_ip })),
+            Err(_) => Err(address_error(msg, value, "the primary virtual IP address")),
+        };
+    }
+
+    if body == "CC-EEN exit message received by peer" {
+        return Ok(Some(ended(user, instance, EndReason::UserExit, body)));
+    }
+    if let Some(reason) = client_signal(body) {
+        if reason == "auth-failure" {
+            return Ok(Some(Event::AuthFailed { user, instance: Some(instance), detail: body }));
+        }
+        return Ok(Some(ended(user, instance, signal_reason(reason), body)));
+    }
+    if body.contains("Inactivity timeout (--ping-restart)")
+        || body.contains("Inactivity timeout (--inactive)")
+        || body.contains("Inactivity timeout (--ping-exit)")
+    {
+        return Ok(Some(ended(user, instance, EndReason::Timeout, body)));
+    }
+    if body.starts_with("Connection reset, restarting") {
+        return Ok(Some(ended(user, instance, EndReason::ConnectionLost, body)));
+    }
+
+    if body.starts_with("MULTI: new connection by client ") {
+        if let Some(cn) = quoted_after(body, "MULTI: new connection by client ")
+            .and_then(|q| q.split("' will cause").next())
+        {
+            return Ok(Some(Event::ClientReplaced { user: cn, instance }));
+        }
+    }
+
+    if let Some(name) = quoted_after(body, "TLS: Username/Password authentication succeeded for username ")
+    {
+        let name = name.split('\'').next().unwrap_or(name);
+        return Ok(Some(Event::UserAuthenticated { user: name, instance: Some(instance) }));
+    }
+    if body.starts_with("TLS Auth Error:") || body.contains("AUTH_FAILED") {
+        return Ok(Some(Event::AuthFailed { user, instance: Some(instance), detail: body }));
+    }
+    Ok(None)
+}
+
+fn ended<'a>(
+    user: Option<&'a str>,
+    instance: &'a str,
+    reason: EndReason,
+    detail: &'a str,
+) -> Event<'a> {
+    Event::SessionEnded { user, instance, reason, detail }
+}
+
+/// Messages about the server itself, or from helpers that log no client
+/// prefix.
+fn server_message(msg: &str) -> Option<Event<'_>> {
+    if msg.starts_with("SIG")
+        && (msg.ends_with("received, process exiting") || msg.ends_with("received, process restarting"))
+    {
+        return Some(Event::GatewayStopped { detail: msg });
+    }
+    if msg == "Initialization Sequence Completed" {
+        return Some(Event::GatewayStarted { detail: msg });
+    }
+    // pfSense/OPNsense auth helpers: `user 'j.martin' authenticated`.
+    if let Some(rest) = msg.strip_prefix("user '") {
+        if let Some(name) = rest.strip_suffix("' authenticated") {
+            return Some(Event::UserAuthenticated { user: name, instance: None });
+        }
+        if let Some((name, _)) = rest.split_once("' could not authenticate") {
+            return Some(Event::AuthFailed { user: Some(name), instance: None, detail: msg });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn peer_connection_initiated_starts_a_session() {
+        let e = message("198.51.100.23:51734 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:51734")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            e,
+            Event::SessionStarted {
+                user: "j.martin",
+                instance: "198.51.100.23:51734",
+                remote_ip: Some(ip("198.51.100.23")),
+                remote_port: Some(51734),
+                tunnel: None,
+            }
+        );
+    }
+
+    #[test]
+    fn common_name_with_comma_and_space() {
+        let e = message("Le Gall, Jean-Marc/127.0.0.1:51127 MULTI_sva: pool returned IPv4=10.88.0.2, IPv6=(Not enabled)")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            e,
+            Event::AddressAssigned {
+                user: Some("Le Gall, Jean-Marc"),
+                instance: "127.0.0.1:51127",
+                virtual_ip: ip("10.88.0.2"),
+            }
+        );
+        let e = message("127.0.0.1:51127 [Le Gall, Jean-Marc] Peer Connection Initiated with [AF_INET]127.0.0.1:51127")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(e, Event::SessionStarted { user: "Le Gall, Jean-Marc", .. }));
+    }
+
+    #[test]
+    fn common_name_with_slash() {
+        let e = message("ACME/Paris tech/192.0.2.9:1194 MULTI: Learn: 10.8.0.9 -> ACME/Paris tech/192.0.2.9:1194")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            e,
+            Event::AddressAssigned {
+                user: Some("ACME/Paris tech"),
+                instance: "192.0.2.9:1194",
+                virtual_ip: ip("10.8.0.9"),
+            }
+        );
+    }
+
+    #[test]
+    fn learn_of_a_subnet_is_not_an_address() {
+        let got = message("j.martin/198.51.100.23:51734 MULTI: Learn: 10.8.0.0/24 -> j.martin/198.51.100.23:51734");
+        assert_eq!(got, Ok(None));
+    }
+
+    #[test]
+    fn primary_virtual_ip() {
+        let e = message("j.martin/198.51.100.23:51734 MULTI: primary virtual IP for j.martin/198.51.100.23:51734: 10.8.0.6")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(e, Event::AddressAssigned { virtual_ip, .. } if virtual_ip == ip("10.8.0.6")));
+    }
+
+    #[test]
+    fn ends_and_their_reasons() {
+        let cases = [
+            ("SIGTERM[soft,remote-exit] received, client-instance exiting", EndReason::UserExit),
+            ("CC-EEN exit message received by peer", EndReason::UserExit),
+            ("SIGTERM[soft,delayed-exit] received, client-instance exiting", EndReason::UserExit),
+            ("[s.bernard] Inactivity timeout (--ping-restart), restarting", EndReason::Timeout),
+            ("SIGUSR1[soft,ping-restart] received, client-instance restarting", EndReason::Timeout),
+            ("Connection reset, restarting [0]", EndReason::ConnectionLost),
+            ("SIGUSR1[soft,connection-reset] received, client-instance restarting", EndReason::ConnectionLost),
+            ("SIGUSR1[soft,tls-error] received, client-instance restarting", EndReason::ConnectionLost),
+        ];
+        for (body, want) in cases {
+            let line = format!("s.bernard/203.0.113.45:40112 {body}");
+            match message(&line).unwrap() {
+                Some(Event::SessionEnded { user, instance, reason, detail }) => {
+                    assert_eq!(user, Some("s.bernard"), "{body}");
+                    assert_eq!(instance, "203.0.113.45:40112", "{body}");
+                    assert_eq!(reason, want, "{body}");
+                    assert_eq!(detail, body);
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn soft_reset_is_no_event() {
+        let got = message("j.martin/198.51.100.23:51734 TLS: soft reset sec=1800/1800 bytes=1844120/-1 pkts=4102/0");
+        assert_eq!(got, Ok(None));
+    }
+
+    #[test]
+    fn username_of_an_undef_client() {
+        let e = message("198.51.100.7:40000 TLS: Username/Password authentication succeeded for username 'a.petit'")
+            .unwrap()
+            .unwrap();
+        assert_eq!(e, Event::UserAuthenticated { user: "a.petit", instance: Some("198.51.100.7:40000") });
+        let e = message("198.51.100.7:40000 TLS: Username/Password authentication succeeded for username 'a.petit' [CN SET]")
+            .unwrap()
+            .unwrap();
+        assert_eq!(e, Event::UserAuthenticated { user: "a.petit", instance: Some("198.51.100.7:40000") });
+    }
+
+    #[test]
+    fn new_connection_replaces_the_old_one() {
+        let e = message("j.martin/198.51.100.23:51800 MULTI: new connection by client 'j.martin' will cause previous active sessions by this client to be dropped.  Remember to use the --duplicate-cn option if you want multiple connections by the same Common Name.")
+            .unwrap()
+            .unwrap();
+        assert_eq!(e, Event::ClientReplaced { user: "j.martin", instance: "198.51.100.23:51800" });
+    }
+
+    #[test]
+    fn server_stop_and_start() {
+        assert_eq!(
+            message("SIGTERM[hard,] received, process exiting"),
+            Ok(Some(Event::GatewayStopped { detail: "SIGTERM[hard,] received, process exiting" }))
+        );
+        assert_eq!(
+            message("SIGHUP[hard,] received, process restarting"),
+            Ok(Some(Event::GatewayStopped { detail: "SIGHUP[hard,] received, process restarting" }))
+        );
+        assert_eq!(
+            message("Initialization Sequence Completed"),
+            Ok(Some(Event::GatewayStarted { detail: "Initialization Sequence Completed" }))
+        );
+    }
+
+    #[test]
+    fn bad_pool_address_is_an_error() {
+        let err = message("j.martin/198.51.100.23:51734 MULTI_sva: pool returned IPv4=10.8.0.999, IPv6=(Not enabled)")
+            .unwrap_err();
+        assert_eq!(err.expected, "an IP address after IPv4= or IPv6=");
+        assert_eq!(err.column, 60);
+        assert_eq!(err.found, "10.8.0.999");
+    }
+
+    #[test]
+    fn auth_helper_lines() {
+        assert_eq!(
+            message("user 'j.martin' authenticated"),
+            Ok(Some(Event::UserAuthenticated { user: "j.martin", instance: None }))
+        );
+    }
+}

@@ -1,0 +1,288 @@
+//! Syslog envelopes: the header in front of a gateway's message.
+//!
+//! RFC 3164 (BSD syslog) as gateways and relays really write it:
+//!
+//! ```text
+//! [<PRI>][SEQ: ][*|.]Mmm dd [YYYY ]hh:mm:ss[.frac][:] [HOST ]TAG[[PID]]: MESSAGE
+//! <166>Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 VERIFY OK: ...
+//! ```
+//!
+//! The year and zone are not in the line: the caller resolves the returned
+//! [`LineTime`] with a [`crate::time::TimeResolver`].
+
+use chrono::NaiveTime;
+use nom::{
+    bytes::complete::{tag, take_while, take_while1, take_while_m_n},
+    character::complete::{char, one_of},
+    combinator::{map_res, opt, recognize},
+    sequence::{delimited, preceded, terminated},
+    Parser,
+};
+
+use crate::error::{expect, to_parse_error, PResult, ParseError};
+use crate::time::LineTime;
+use crate::Format;
+
+/// What the envelope of one line says, borrowing from the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    pub format: Format,
+    /// Facility and severity, when the line carries `<PRI>`.
+    pub priority: Option<u8>,
+    pub time: LineTime,
+    /// The sending host: a gateway's name in syslog.
+    pub host: Option<&'a str>,
+    /// The program (syslog TAG / APP-NAME).
+    pub app: Option<&'a str>,
+    pub pid: Option<u32>,
+    /// The message: what the vendor parsers read.
+    pub message: &'a str,
+}
+
+const MONTHS: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// `<PRI>`: one to three digits in angle brackets, at most 191.
+pub(crate) fn priority(input: &str) -> PResult<'_, u8> {
+    expect(
+        "a priority <0> to <191>",
+        map_res(delimited(char('<'), take_while_m_n(1, 3, is_digit), char('>')), |d: &str| {
+            d.parse::<u8>().map_err(|_| ()).and_then(|p| if p <= 191 { Ok(p) } else { Err(()) })
+        }),
+    )(input)
+}
+
+fn is_digit(c: char) -> bool {
+    c.is_ascii_digit()
+}
+
+/// `Mmm`: an English month abbreviation, as every syslog daemon writes it.
+pub(crate) fn month(input: &str) -> PResult<'_, u32> {
+    expect(
+        "a month name (Jan..Dec)",
+        map_res(take_while_m_n(3, 3, |c: char| c.is_ascii_alphabetic()), |m: &str| {
+            MONTHS.iter().position(|n| *n == m).map(|i| i as u32 + 1).ok_or(())
+        }),
+    )(input)
+}
+
+/// `dd`: the day, space-padded (`Mar  2`) or not (`Mar 2`).
+fn day(input: &str) -> PResult<'_, u32> {
+    expect(
+        "a day of month",
+        map_res(preceded(take_while1(|c| c == ' '), take_while_m_n(1, 2, is_digit)), |d: &str| {
+            d.parse::<u32>().map_err(|_| ()).and_then(|d| if (1..=31).contains(&d) { Ok(d) } else { Err(()) })
+        }),
+    )(input)
+}
+
+fn two_digits(input: &str) -> PResult<'_, u32> {
+    map_res(take_while_m_n(2, 2, is_digit), str::parse::<u32>).parse(input)
+}
+
+/// `hh:mm:ss[.frac]`: the time of day, with an optional fraction of a second.
+pub(crate) fn time_of_day(input: &str) -> PResult<'_, NaiveTime> {
+    let (rest, (h, _, m, _, s, frac)) = expect(
+        "a time hh:mm:ss",
+        (
+            two_digits,
+            char(':'),
+            two_digits,
+            char(':'),
+            two_digits,
+            opt(preceded(one_of(".,"), take_while_m_n(1, 9, is_digit))),
+        ),
+    )(input)?;
+    let nanos = frac.map_or(0, |f: &str| {
+        let digits: u32 = f.parse().unwrap_or(0);
+        digits * 10u32.pow(9 - f.len() as u32)
+    });
+    match NaiveTime::from_hms_nano_opt(h, m, s, nanos) {
+        Some(t) => Ok((rest, t)),
+        None => Err(nom::Err::Error(crate::error::Expected { input, expected: "a valid time of day" })),
+    }
+}
+
+/// Cisco's `NNNNNN: ` message sequence number before the time.
+fn sequence_number(input: &str) -> PResult<'_, &str> {
+    terminated(take_while1(is_digit), tag(": ")).parse(input)
+}
+
+/// The RFC 3164 timestamp: `[*|.]Mmm dd [YYYY ]hh:mm:ss[.frac][:]`.
+///
+/// Cisco marks an unsynchronised clock with `*` and a clock that lost sync
+/// with `.`; the ASA writes the year between the day and the time.
+fn timestamp(input: &str) -> PResult<'_, (u32, u32, Option<i32>, NaiveTime)> {
+    let (rest, _) = opt(one_of("*.")).parse(input)?;
+    let (rest, month) = month(rest)?;
+    let (rest, day) = day(rest)?;
+    let (rest, _) = expect("a space after the day", char(' '))(rest)?;
+    let (rest, year) = opt(terminated(
+        map_res(take_while_m_n(4, 4, is_digit), str::parse::<i32>),
+        char(' '),
+    ))
+    .parse(rest)?;
+    let (rest, time) = time_of_day(rest)?;
+    let (rest, _) = opt(char(':')).parse(rest)?;
+    Ok((rest, (month, day, year, time)))
+}
+
+/// `TAG[PID]:` — the program name and its process id.
+fn tag_and_pid(input: &str) -> PResult<'_, (&str, Option<u32>)> {
+    let (rest, app) =
+        take_while1(|c: char| c != '[' && c != ':' && c != ' ' && !c.is_control()).parse(input)?;
+    let (rest, pid) = opt(delimited(
+        char('['),
+        map_res(take_while1(is_digit), str::parse::<u32>),
+        char(']'),
+    ))
+    .parse(rest)?;
+    let (rest, _) = char(':').parse(rest)?;
+    Ok((rest, (app, pid)))
+}
+
+/// Parses one RFC 3164 line.
+pub fn rfc3164(line: &str) -> Result<Envelope<'_>, ParseError> {
+    rfc3164_inner(line).map_err(|e| to_parse_error(line, e))
+}
+
+fn rfc3164_inner(line: &str) -> Result<Envelope<'_>, nom::Err<crate::error::Expected<'_>>> {
+    let (rest, priority) = opt(priority).parse(line)?;
+    let (rest, _) = opt(sequence_number).parse(rest)?;
+    let (rest, (month, day, year, time)) = timestamp(rest)?;
+    let (rest, _) = expect("a space after the time", take_while1(|c| c == ' '))(rest)?;
+
+    let line_time = match year.and_then(|y| chrono::NaiveDate::from_ymd_opt(y, month, day)) {
+        Some(date) => LineTime::Local { at: date.and_time(time) },
+        None => LineTime::YearLess { month, day, time },
+    };
+
+    // The first word is the host, unless it already is the tag: some
+    // daemons leave the host out and write `TAG[PID]:` right after the time.
+    let first_word: &str = rest.split(' ').next().unwrap_or("");
+    let (rest, host) = if first_word.ends_with(':') || first_word.contains('[') {
+        (rest, None)
+    } else {
+        let (rest, host) = recognize(take_while1(|c: char| c != ' ')).parse(rest)?;
+        let (rest, _) = take_while(|c| c == ' ').parse(rest)?;
+        (rest, Some(host))
+    };
+
+    // An ASA writes `host : %ASA-...`: no tag at all.
+    if let Some(after) = rest.strip_prefix(':') {
+        let message = after.strip_prefix(' ').unwrap_or(after);
+        return Ok(envelope(priority, line_time, host, None, None, message));
+    }
+    match tag_and_pid(rest) {
+        Ok((after, (app, pid))) => {
+            let message = after.strip_prefix(' ').unwrap_or(after);
+            Ok(envelope(priority, line_time, host, Some(app), pid, message))
+        }
+        // No `TAG:` in front of the message: the whole rest is the message.
+        Err(_) => Ok(envelope(priority, line_time, host, None, None, rest)),
+    }
+}
+
+fn envelope<'a>(
+    priority: Option<u8>,
+    time: LineTime,
+    host: Option<&'a str>,
+    app: Option<&'a str>,
+    pid: Option<u32>,
+    message: &'a str,
+) -> Envelope<'a> {
+    Envelope { format: Format::Rfc3164, priority, time, host, app, pid, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(h: u32, m: u32, s: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, m, s).unwrap()
+    }
+
+    #[test]
+    fn openvpn_line_with_host_tag_and_pid() {
+        let e = rfc3164("Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 VERIFY OK: depth=1")
+            .unwrap();
+        assert_eq!(e.priority, None);
+        assert_eq!(e.time, LineTime::YearLess { month: 3, day: 12, time: t(9, 14, 3) });
+        assert_eq!(e.host, Some("vpn-lyon"));
+        assert_eq!(e.app, Some("openvpn"));
+        assert_eq!(e.pid, Some(1873));
+        assert_eq!(e.message, "198.51.100.23:51734 VERIFY OK: depth=1");
+    }
+
+    #[test]
+    fn priority_and_space_padded_day() {
+        let e = rfc3164("<30>Mar  2 01:02:03 gw charon: 09[IKE] x").unwrap();
+        assert_eq!(e.priority, Some(30));
+        assert_eq!(e.time, LineTime::YearLess { month: 3, day: 2, time: t(1, 2, 3) });
+        assert_eq!(e.app, Some("charon"));
+        assert_eq!(e.pid, None);
+        assert_eq!(e.message, "09[IKE] x");
+    }
+
+    #[test]
+    fn unpadded_day() {
+        let e = rfc3164("Mar 2 01:02:03 gw kernel: [1.0] X").unwrap();
+        assert_eq!(e.time, LineTime::YearLess { month: 3, day: 2, time: t(1, 2, 3) });
+        assert_eq!(e.message, "[1.0] X");
+    }
+
+    #[test]
+    fn no_hostname_tag_right_after_time() {
+        let e = rfc3164("Mar 12 09:14:02 openvpn[1873]: hello").unwrap();
+        assert_eq!(e.host, None);
+        assert_eq!(e.app, Some("openvpn"));
+        assert_eq!(e.pid, Some(1873));
+        assert_eq!(e.message, "hello");
+    }
+
+    #[test]
+    fn asa_line_with_year_and_no_tag() {
+        let e = rfc3164("<166>Mar 21 2024 08:55:02 asa-paris : %ASA-6-113039: Group <G>").unwrap();
+        let at = chrono::NaiveDate::from_ymd_opt(2024, 3, 21).unwrap().and_time(t(8, 55, 2));
+        assert_eq!(e.time, LineTime::Local { at });
+        assert_eq!(e.host, Some("asa-paris"));
+        assert_eq!(e.app, None);
+        assert_eq!(e.message, "%ASA-6-113039: Group <G>");
+    }
+
+    #[test]
+    fn cisco_sequence_number_and_clock_mark() {
+        let e = rfc3164("<189>000123: *Mar  1 00:01:02.345: %SYS-5-CONFIG_I: x").unwrap();
+        assert_eq!(e.priority, Some(189));
+        let time = NaiveTime::from_hms_milli_opt(0, 1, 2, 345).unwrap();
+        assert_eq!(e.time, LineTime::YearLess { month: 3, day: 1, time });
+        assert_eq!(e.host, None);
+        assert_eq!(e.app, Some("%SYS-5-CONFIG_I"));
+        assert_eq!(e.message, "x");
+    }
+
+    #[test]
+    fn message_starting_with_bracket() {
+        let e = rfc3164("Mar 12 09:15:10 vpn-lyon kernel: [812345.118204] VPN-FWD IN=tun0").unwrap();
+        assert_eq!(e.app, Some("kernel"));
+        assert_eq!(e.message, "[812345.118204] VPN-FWD IN=tun0");
+    }
+
+    #[test]
+    fn bad_month_names_the_place() {
+        let err = rfc3164("Foo 12 09:15:10 vpn-lyon kernel: x").unwrap_err();
+        assert_eq!(err.expected, "a month name (Jan..Dec)");
+        assert_eq!(err.column, 1);
+        let err = rfc3164("Mar 12 09:1x:10 vpn-lyon kernel: x").unwrap_err();
+        assert_eq!(err.expected, "a time hh:mm:ss");
+        assert_eq!(err.column, 8);
+        assert_eq!(err.to_string(), "expected a time hh:mm:ss at column 8, found \"09:1x:10 vpn-lyon kernel\"");
+    }
+
+    #[test]
+    fn priority_over_191_is_rejected() {
+        let err = rfc3164("<999>Mar 12 09:15:10 h t: x").unwrap_err();
+        assert_eq!(err.expected, "a month name (Jan..Dec)");
+        assert_eq!(err.column, 1);
+    }
+}

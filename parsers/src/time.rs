@@ -1,0 +1,251 @@
+//! Turning the times that log lines write into UTC instants.
+//!
+//! Lines write time in several ways: with a full date and an offset (RFC
+//! 5424), with a full date and no zone (OpenVPN's own log), without a year
+//! (RFC 3164), or as epoch seconds. [`LineTime`] keeps what the line said;
+//! [`TimeResolver`] fills in what it left out — the year and the zone — from
+//! what the caller passes in, never from the clock, so tests can pin them.
+
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime,
+    Offset, TimeZone, Utc,
+};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+/// The time a line wrote, before year and zone are known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LineTime {
+    /// A date, a time and an offset: nothing left to guess.
+    Absolute { at: DateTime<FixedOffset> },
+    /// A date and a time read in the source's zone.
+    Local { at: NaiveDateTime },
+    /// Month, day and time, as RFC 3164 writes them: year and zone unknown.
+    YearLess { month: u32, day: u32, time: NaiveTime },
+    /// The line wrote no time at all (OpenVPN with `--suppress-timestamps`).
+    Missing,
+}
+
+/// A flag set when a local time had to be read with a rule rather than as it
+/// stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeFlag {
+    /// A local time inside the spring gap, which no clock showed: read with
+    /// the offset in force before the gap.
+    NonexistentLocalTime,
+    /// A local time in the repeated autumn hour, read as its second pass
+    /// because time went back within that hour.
+    SecondPassOfRepeatedHour,
+    /// The line had no time: the time it was received stands in for it.
+    ReceivedTime,
+}
+
+/// Why a time could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("day {day} of month {month} does not exist in year {year}")]
+    NoSuchDate { year: i32, month: u32, day: u32 },
+}
+
+/// How a line without a year gets one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YearRule {
+    /// Live sources: the year that puts the line closest to when it was
+    /// received (a `Dec 31` line received on Jan 1 is last year's).
+    ClosestToReceived,
+    /// A file read in one pass: `year` is the year of the line being read,
+    /// rolling into the next year when the month goes back.
+    Sequential { year: i32, last_month: Option<u32> },
+}
+
+/// A resolved instant and how it was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    pub at: DateTime<Utc>,
+    pub flag: Option<TimeFlag>,
+}
+
+/// Resolves [`LineTime`]s of one source, in the order the source wrote them.
+///
+/// It is stateful because two rules need the past: the year rolls when the
+/// month goes back, and in the repeated autumn hour a time that goes back
+/// means the second pass.
+#[derive(Debug, Clone)]
+pub struct TimeResolver {
+    /// The zone lines without an offset are written in.
+    zone: Tz,
+    /// Where a line without a year takes it from.
+    year: YearRule,
+    /// The last instant resolved from a local time, to recognise the second
+    /// pass of a repeated hour.
+    previous_local: Option<DateTime<Utc>>,
+}
+
+impl TimeResolver {
+    pub fn new(zone: Tz, year: YearRule) -> Self {
+        TimeResolver { zone, year, previous_local: None }
+    }
+
+    pub fn zone(&self) -> Tz {
+        self.zone
+    }
+
+    /// The year rule as it stands now, to be saved with a checkpoint.
+    pub fn year_rule(&self) -> YearRule {
+        self.year
+    }
+
+    /// Resolves one line's time; `received` is when the line reached us.
+    pub fn resolve(
+        &mut self,
+        time: &LineTime,
+        received: DateTime<Utc>,
+    ) -> Result<Resolved, TimeError> {
+        match *time {
+            LineTime::Absolute { at } => Ok(Resolved { at: at.with_timezone(&Utc), flag: None }),
+            LineTime::Missing => Ok(Resolved { at: received, flag: Some(TimeFlag::ReceivedTime) }),
+            LineTime::Local { at } => Ok(self.local(at)),
+            LineTime::YearLess { month, day, time } => {
+                let date = self.date_without_year(month, day, received)?;
+                Ok(self.local(date.and_time(time)))
+            }
+        }
+    }
+
+    /// Picks the year of a `month day` and returns the full date.
+    fn date_without_year(
+        &mut self,
+        month: u32,
+        day: u32,
+        received: DateTime<Utc>,
+    ) -> Result<NaiveDate, TimeError> {
+        match &mut self.year {
+            YearRule::Sequential { year, last_month } => {
+                if last_month.is_some_and(|last| month < last) {
+                    *year += 1;
+                }
+                *last_month = Some(month);
+                NaiveDate::from_ymd_opt(*year, month, day).ok_or(TimeError::NoSuchDate {
+                    year: *year,
+                    month,
+                    day,
+                })
+            }
+            YearRule::ClosestToReceived => {
+                let local_received = received.with_timezone(&self.zone).naive_local();
+                let base = local_received.year();
+                [base - 1, base, base + 1]
+                    .into_iter()
+                    .filter_map(|y| NaiveDate::from_ymd_opt(y, month, day))
+                    .min_by_key(|d| {
+                        (d.and_time(local_received.time()) - local_received).num_seconds().abs()
+                    })
+                    .ok_or(TimeError::NoSuchDate { year: base, month, day })
+            }
+        }
+    }
+
+    /// Reads a local time in the zone, with the DST rules of DESIGN.md.
+    fn local(&mut self, at: NaiveDateTime) -> Resolved {
+        let resolved = match self.zone.from_local_datetime(&at) {
+            LocalResult::Single(t) => Resolved { at: t.with_timezone(&Utc), flag: None },
+            LocalResult::Ambiguous(first, second) => {
+                let first = first.with_timezone(&Utc);
+                let second = second.with_timezone(&Utc);
+                // Going back in time from the last line means the clock was
+                // set back: we are in the second pass of the hour.
+                if self.previous_local.is_some_and(|previous| first < previous) {
+                    Resolved { at: second, flag: Some(TimeFlag::SecondPassOfRepeatedHour) }
+                } else {
+                    Resolved { at: first, flag: None }
+                }
+            }
+            LocalResult::None => {
+                // In the spring gap: use the offset in force just before it.
+                let before = at - Duration::hours(3);
+                let offset = self.zone.offset_from_local_datetime(&before).earliest().map_or_else(
+                    || FixedOffset::east_opt(0).expect("zero offset"),
+                    |o| o.fix(),
+                );
+                let utc = at - Duration::seconds(i64::from(offset.local_minus_utc()));
+                Resolved {
+                    at: Utc.from_utc_datetime(&utc),
+                    flag: Some(TimeFlag::NonexistentLocalTime),
+                }
+            }
+        };
+        self.previous_local = Some(resolved.at);
+        resolved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn year_less(month: u32, day: u32, h: u32, m: u32, s: u32) -> LineTime {
+        LineTime::YearLess { month, day, time: NaiveTime::from_hms_opt(h, m, s).unwrap() }
+    }
+
+    #[test]
+    fn year_rolls_back_across_new_year() {
+        let mut r = TimeResolver::new(chrono_tz::Europe::Paris, YearRule::ClosestToReceived);
+        let got = r.resolve(&year_less(12, 31, 23, 59, 58), utc("2025-01-01T00:00:03Z")).unwrap();
+        assert_eq!(got.at, utc("2024-12-31T22:59:58Z"));
+        let got = r.resolve(&year_less(1, 1, 0, 0, 2), utc("2025-01-01T00:00:03Z")).unwrap();
+        assert_eq!(got.at, utc("2024-12-31T23:00:02Z"));
+    }
+
+    #[test]
+    fn sequential_year_rolls_forward_when_month_goes_back() {
+        let rule = YearRule::Sequential { year: 2023, last_month: None };
+        let mut r = TimeResolver::new(chrono_tz::UTC, rule);
+        let now = utc("2030-01-01T00:00:00Z");
+        assert_eq!(
+            r.resolve(&year_less(12, 31, 23, 0, 0), now).unwrap().at,
+            utc("2023-12-31T23:00:00Z")
+        );
+        assert_eq!(
+            r.resolve(&year_less(1, 2, 1, 0, 0), now).unwrap().at,
+            utc("2024-01-02T01:00:00Z")
+        );
+    }
+
+    #[test]
+    fn repeated_autumn_hour_going_back_is_second_pass() {
+        let rule = YearRule::Sequential { year: 2024, last_month: None };
+        let mut r = TimeResolver::new(chrono_tz::Europe::Paris, rule);
+        let now = utc("2030-01-01T00:00:00Z");
+        // 27 Oct 2024: 03:00 CEST becomes 02:00 CET.
+        let a = r.resolve(&year_less(10, 27, 2, 50, 0), now).unwrap();
+        assert_eq!(a.at, utc("2024-10-27T00:50:00Z"));
+        let b = r.resolve(&year_less(10, 27, 2, 10, 0), now).unwrap();
+        assert_eq!(b.at, utc("2024-10-27T01:10:00Z"));
+        assert_eq!(b.flag, Some(TimeFlag::SecondPassOfRepeatedHour));
+        let c = r.resolve(&year_less(10, 27, 2, 20, 0), now).unwrap();
+        assert_eq!(c.at, utc("2024-10-27T01:20:00Z"));
+    }
+
+    #[test]
+    fn spring_gap_uses_offset_before_the_gap() {
+        let rule = YearRule::Sequential { year: 2024, last_month: None };
+        let mut r = TimeResolver::new(chrono_tz::Europe::Paris, rule);
+        let got = r.resolve(&year_less(3, 31, 2, 30, 0), utc("2030-01-01T00:00:00Z")).unwrap();
+        assert_eq!(got.at, utc("2024-03-31T01:30:00Z"));
+        assert_eq!(got.flag, Some(TimeFlag::NonexistentLocalTime));
+    }
+
+    #[test]
+    fn february_29_of_a_common_year_is_an_error() {
+        let rule = YearRule::Sequential { year: 2023, last_month: None };
+        let mut r = TimeResolver::new(chrono_tz::UTC, rule);
+        let err = r.resolve(&year_less(2, 29, 0, 0, 0), utc("2030-01-01T00:00:00Z")).unwrap_err();
+        assert_eq!(err, TimeError::NoSuchDate { year: 2023, month: 2, day: 29 });
+    }
+}
