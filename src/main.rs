@@ -1,1 +1,716 @@
-fn main(){}
+//! The `vpnledger` command line: parses arguments, runs one command, maps
+//! failures to exit codes (0 success, 1 runtime failure or altered
+//! evidence, 2 bad usage, configuration, input or id).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use vpnledger::config::{Config, ConfigErrors, DEFAULT_CONFIG_PATH};
+use vpnledger::ingest::{self, decode, SourceSettings, YearChoice};
+use vpnledger::inventory::Inventory;
+use vpnledger::output::{local_time, local_time_opt, table, write_csv};
+use vpnledger::reconcile::{self, AuditFilter, Rules, Severity};
+use vpnledger::sessions::{self, SessionFilter, SessionRules};
+use vpnledger::store::{format_utc, Store};
+use vpnledger::{reports, BadInput};
+use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
+use vpnledger_parsers::{parse_line, Format, FormatChoice, TimeResolver, YearRule};
+
+#[derive(Parser)]
+#[command(name = "vpnledger", version, about = "Rebuilds VPN remote-access sessions from gateway logs and checks intervention reports against them")]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The SQLite store (wins over [store] path).
+    #[arg(long, global = true, value_name = "FILE")]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import log files once (idempotent); `-` reads standard input.
+    Ingest {
+        /// Where the lines come from (names the gateway of host-less lines).
+        #[arg(long)]
+        source: Option<String>,
+        #[command(flatten)]
+        reading: Reading,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List sessions.
+    Sessions {
+        /// A VPN identity or a technician id.
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Intervention reports.
+    #[command(subcommand)]
+    Reports(ReportsCommand),
+    /// Cross-check reports and sessions.
+    Audit {
+        #[command(subcommand)]
+        action: Option<AuditAction>,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        site: Option<String>,
+        #[arg(long)]
+        technician: Option<String>,
+        /// One of the discrepancy kinds.
+        #[arg(long)]
+        kind: Option<String>,
+        /// The lowest severity shown: info, warning or critical.
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Check the configuration and say where it is wrong.
+    CheckConfig,
+    /// Check that the stored evidence was not altered.
+    Verify,
+    /// Show what vpnledger reads in each line; stores nothing.
+    Parse {
+        #[command(flatten)]
+        reading: Reading,
+        #[arg(long, conflicts_with = "stats")]
+        json: bool,
+        /// Counts per format and event kind.
+        #[arg(long)]
+        stats: bool,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct Reading {
+    /// The zone of lines without an offset (wins over the source's).
+    #[arg(long)]
+    tz: Option<Tz>,
+    /// The year of the file's first line, for lines without a year.
+    #[arg(long)]
+    year: Option<i32>,
+    /// auto, rfc3164, openvpn or openvpn-status.
+    #[arg(long, default_value = "auto")]
+    format: String,
+}
+
+#[derive(Subcommand)]
+enum ReportsCommand {
+    /// Import a JSON array of reports (upsert by id, all or nothing).
+    Import { file: PathBuf },
+    /// Show one report.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The remote part of a report as the logs give it.
+    Prefill {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        /// Fill the empty remote fields of a draft.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Every report.
+    Export {
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Mark a discrepancy as explained.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        note: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VPNLEDGER_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let usage = e.downcast_ref::<BadInput>().is_some() || e.downcast_ref::<ConfigErrors>().is_some();
+            eprintln!("vpnledger: {e:#}");
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+/// What every command needs: the configuration and where the store is.
+struct Context {
+    config: Config,
+    db: Option<PathBuf>,
+}
+
+impl Context {
+    fn load(cli: &Cli) -> anyhow::Result<Context> {
+        let config = match &cli.config {
+            Some(path) => Config::load(path)?,
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => Config::load(Path::new(DEFAULT_CONFIG_PATH))?,
+            // No configuration at all: the defaults, an empty inventory.
+            None => Config::default(),
+        };
+        Ok(Context { config, db: cli.db.clone() })
+    }
+
+    fn store(&self) -> anyhow::Result<Store> {
+        Store::open(&self.config.store_path(self.db.as_deref()))
+    }
+
+    fn inventory(&self) -> Inventory {
+        Inventory::from_config(&self.config)
+    }
+
+    fn zone(&self) -> Tz {
+        self.config.defaults.timezone
+    }
+
+    fn rules(&self) -> Rules {
+        Rules::from_config(&self.config.reconcile)
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::CheckConfig = cli.command {
+        let path = cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        Config::load(&path)?;
+        println!("{}: configuration is valid", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ctx = Context::load(&cli)?;
+    match cli.command {
+        Command::Ingest { source, reading, files } => cmd_ingest(&ctx, source, &reading, &files),
+        Command::Sessions { user, site, since, until, json, csv } => {
+            let filter = SessionFilter {
+                user,
+                site,
+                since: since.as_deref().map(|s| period(s, ctx.zone(), false)).transpose()?,
+                until: until.as_deref().map(|s| period(s, ctx.zone(), true)).transpose()?,
+            };
+            cmd_sessions(&ctx, &filter, json, csv)
+        }
+        Command::Reports(command) => cmd_reports(&ctx, command),
+        Command::Audit { action: Some(AuditAction::Resolve { id, note }), .. } => cmd_resolve(&ctx, &id, &note),
+        Command::Audit { action: None, since, until, site, technician, kind, severity, json, csv } => {
+            if let Some(k) = &kind {
+                if !reconcile::KINDS.contains(&k.as_str()) {
+                    return Err(BadInput(format!("--kind: unknown kind {k:?}; expected one of {}", reconcile::KINDS.join(", "))).into());
+                }
+            }
+            let filter = AuditFilter {
+                since: since.as_deref().map(|s| period(s, ctx.zone(), false)).transpose()?,
+                until: until.as_deref().map(|s| period(s, ctx.zone(), true)).transpose()?,
+                site,
+                technician,
+                kind,
+                severity: severity
+                    .as_deref()
+                    .map(|s| Severity::parse(s).ok_or_else(|| BadInput(format!("--severity: {s:?} is not info, warning or critical"))))
+                    .transpose()?,
+            };
+            cmd_audit(&ctx, &filter, json, csv)
+        }
+        Command::CheckConfig => unreachable!("handled above"),
+        Command::Verify => cmd_verify(&ctx),
+        Command::Parse { reading, json, stats, files } => cmd_parse(&ctx, &reading, json, stats, &files),
+    }
+}
+
+/// `--since`/`--until`: RFC 3339, or a date (the whole day, in the zone).
+fn period(text: &str, zone: Tz, end_of_day: bool) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| BadInput(format!("{text:?} is neither RFC 3339 nor YYYY-MM-DD")))?;
+    let day = if end_of_day { date.succ_opt().unwrap_or(date) } else { date };
+    let local = day.and_hms_opt(0, 0, 0).expect("midnight");
+    let t = zone.from_local_datetime(&local).earliest().ok_or_else(|| BadInput(format!("{text:?} has no midnight in {zone}")))?;
+    let t = t.with_timezone(&Utc);
+    Ok(if end_of_day { t - chrono::Duration::microseconds(1) } else { t })
+}
+
+fn format_choice(text: &str) -> anyhow::Result<FormatChoice> {
+    text.parse::<FormatChoice>().map_err(|e| BadInput(format!("--format: {e}")).into())
+}
+
+fn year_choice(year: Option<i32>) -> YearChoice {
+    year.map_or(YearChoice::FromModificationTime, YearChoice::FirstLine)
+}
+
+fn cmd_ingest(ctx: &Context, source: Option<String>, reading: &Reading, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let format = format_choice(&reading.format)?;
+    let explicit = (reading.format != "auto").then_some(format);
+    let mut store = ctx.store()?;
+    let received = Utc::now();
+    let mut total = ingest::IngestSummary::default();
+    for file in files {
+        // Without --source, a file names its own source.
+        let name = source.clone().unwrap_or_else(|| file.display().to_string());
+        let settings = SourceSettings::resolve(&ctx.config, &name, reading.tz, explicit)?;
+        let summary = ingest::ingest_inputs(&mut store, std::slice::from_ref(file), &settings, year_choice(reading.year), received)?;
+        if summary.unparsed > 0 {
+            tracing::warn!(file = %file.display(), unparsed = summary.unparsed, "lines not understood were kept in the unparsed table");
+        }
+        total.files += summary.files;
+        total.lines += summary.lines;
+        total.records += summary.records;
+        total.traffic += summary.traffic;
+        total.unparsed += summary.unparsed;
+        total.unchanged_files += summary.unchanged_files;
+        total.partial_lines += summary.partial_lines;
+        total.gateways.extend(summary.gateways);
+    }
+    let rules = SessionRules {
+        reconnect_grace: chrono::Duration::from_std(ctx.config.reconcile.reconnect_grace).unwrap_or(chrono::Duration::MAX),
+    };
+    let gateways = total.gateways.clone();
+    let count = sessions::rebuild(&mut store, &ctx.inventory(), rules, gateways.iter().cloned())?;
+    println!(
+        "ingested {} file(s): {} new line(s), {} record(s) with events ({} traffic), {} unparsed line(s) kept; {} file(s) had nothing new",
+        total.files, total.lines, total.records, total.traffic, total.unparsed, total.unchanged_files
+    );
+    if total.partial_lines > 0 {
+        println!("{} last line(s) without a newline left for a later read", total.partial_lines);
+    }
+    if !gateways.is_empty() {
+        println!("sessions rebuilt for {}: {count} session(s)", gateways.into_iter().collect::<Vec<_>>().join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_sessions(ctx: &Context, filter: &SessionFilter, json: bool, csv: bool) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let list = sessions::load(&store.conn, filter)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let devices = |s: &sessions::Session| {
+        s.devices.iter().map(|d| d.name.clone().unwrap_or_else(|| d.ip.clone())).collect::<Vec<_>>().join(" ")
+    };
+    if csv {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|s| {
+                vec![
+                    s.id.clone(),
+                    s.user.clone(),
+                    s.technician.clone().unwrap_or_default(),
+                    format_utc(s.start),
+                    s.end.map(format_utc).unwrap_or_default(),
+                    s.end_reason.clone().unwrap_or_default(),
+                    s.end_inferred.to_string(),
+                    s.gateway.clone(),
+                    s.tunnel.clone(),
+                    s.sites.join(" "),
+                    s.virtual_ip.clone().unwrap_or_default(),
+                    s.remote_ip.clone().unwrap_or_default(),
+                    s.bytes_in.map(|b| b.to_string()).unwrap_or_default(),
+                    s.bytes_out.map(|b| b.to_string()).unwrap_or_default(),
+                    devices(s),
+                    s.continues.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        write_csv(
+            &["id", "user", "technician", "start", "end", "end_reason", "end_inferred", "gateway", "tunnel", "sites", "virtual_ip", "remote_ip", "bytes_in", "bytes_out", "devices", "continues"],
+            &rows,
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let zone = ctx.zone();
+    let mut t = table(&["id", "user", "start", "end", "reason", "tunnel", "virtual ip", "remote ip", "devices"]);
+    for s in &list {
+        let reason = match (&s.end_reason, s.end_inferred) {
+            (Some(r), true) => format!("{r} (inferred)"),
+            (Some(r), false) => r.clone(),
+            (None, _) => String::new(),
+        };
+        t.add_row(vec![
+            s.id.clone(),
+            s.user.clone(),
+            local_time(s.start, zone),
+            local_time_opt(s.end, zone),
+            reason,
+            s.tunnel.clone(),
+            s.virtual_ip.clone().unwrap_or_default(),
+            s.remote_ip.clone().unwrap_or_default(),
+            devices(s),
+        ]);
+    }
+    println!("{t}");
+    println!("{} session(s)", list.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCode> {
+    let mut store = ctx.store()?;
+    let inventory = ctx.inventory();
+    match command {
+        ReportsCommand::Import { file } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
+            let parsed = reports::parse_reports(&text, &inventory, &file.display().to_string())?;
+            let summary = reports::import(&mut store, &parsed, Utc::now())?;
+            println!(
+                "{} report(s): {} added, {} updated (earlier version kept), {} unchanged",
+                parsed.len(),
+                summary.added,
+                summary.updated,
+                summary.unchanged
+            );
+        }
+        ReportsCommand::Show { id, json } => {
+            let stored = reports::load(&store, &id)?.ok_or_else(|| BadInput(format!("no report with id {id:?}")))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&stored.report)?);
+            } else {
+                print_report(&stored.report, stored.version, ctx.zone());
+            }
+        }
+        ReportsCommand::Prefill { id, json, write } => {
+            let stored = reports::load(&store, &id)?.ok_or_else(|| BadInput(format!("no report with id {id:?}")))?;
+            let all = sessions::load(&store.conn, &SessionFilter::default())?;
+            let prefill = reconcile::prefill(&store.conn, &stored.report, &all, &inventory, &ctx.rules())?;
+            if write {
+                write_prefill(&mut store, &stored.report, &prefill)?;
+            }
+            if json {
+                let value = |f: &reconcile::Filled| json!({"value": f.value, "sessions": f.sessions, "evidence": f.evidence});
+                let out = json!({
+                    "report": prefill.report,
+                    "start": value(&prefill.start),
+                    "end": value(&prefill.end),
+                    "devices": value(&prefill.devices),
+                    "tunnel": value(&prefill.tunnel),
+                    "sessions": prefill.sessions,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print_prefill(&prefill, ctx.zone());
+            }
+        }
+        ReportsCommand::Export { json, csv } => {
+            let all = reports::load_all(&store)?;
+            if csv {
+                let rows: Vec<Vec<String>> = all.iter().map(report_row).collect();
+                write_csv(&REPORT_COLUMNS, &rows)?;
+            } else {
+                let _ = json;
+                println!("{}", serde_json::to_string_pretty(&all)?);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const REPORT_COLUMNS: [&str; 12] = [
+    "id", "site", "date", "technician", "mode", "reason", "ticket", "remote_start", "remote_end", "remote_devices", "remote_tunnel", "status",
+];
+
+fn report_row(r: &reports::Report) -> Vec<String> {
+    let remote = r.remote.clone().unwrap_or_default();
+    let s = |v: &Option<String>| v.clone().unwrap_or_default();
+    let enum_name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    vec![
+        r.id.clone(),
+        s(&r.site),
+        s(&r.date),
+        s(&r.technician),
+        enum_name(json!(r.mode)),
+        enum_name(json!(r.reason)),
+        s(&r.ticket),
+        s(&remote.start),
+        s(&remote.end),
+        remote.devices.unwrap_or_default().join(" "),
+        s(&remote.tunnel),
+        enum_name(json!(r.status)),
+    ]
+}
+
+/// Fills the empty remote fields of a draft from the pre-fill.
+fn write_prefill(store: &mut Store, report: &reports::Report, prefill: &reconcile::Prefill) -> anyhow::Result<()> {
+    if report.status == reports::Status::Signed {
+        return Err(BadInput(format!("report {:?} is signed: a pre-fill never changes a signed report", report.id)).into());
+    }
+    let mut updated = report.clone();
+    let remote = updated.remote.get_or_insert_with(Default::default);
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    if remote.start.is_none() {
+        remote.start = text(&prefill.start.value);
+    }
+    if remote.end.is_none() {
+        remote.end = text(&prefill.end.value);
+    }
+    if remote.devices.as_ref().is_none_or(|d| d.is_empty()) {
+        let devices: Vec<String> = prefill.devices.value.as_array().map(|a| a.iter().filter_map(|v| text(v)).collect()).unwrap_or_default();
+        if !devices.is_empty() {
+            remote.devices = Some(devices);
+        }
+    }
+    if remote.tunnel.is_none() {
+        remote.tunnel = text(&prefill.tunnel.value);
+    }
+    let summary = reports::import(store, std::slice::from_ref(&updated), Utc::now())?;
+    if summary.updated > 0 {
+        eprintln!("report {} updated from the logs (earlier version kept)", report.id);
+    }
+    Ok(())
+}
+
+fn print_report(r: &reports::Report, version: i64, zone: Tz) {
+    let time = |v: &Option<String>| reports::Report::time(v).map_or_else(|| "-".to_owned(), |t| local_time(t, zone));
+    println!("report {} (version {version}, {})", r.id, json!(r.status).as_str().unwrap_or(""));
+    println!("  site: {}   date: {}   technician: {}", r.site.as_deref().unwrap_or("-"), r.date.as_deref().unwrap_or("-"), r.technician.as_deref().unwrap_or("-"));
+    println!("  mode: {}   reason: {}   ticket: {}", json!(r.mode).as_str().unwrap_or("-"), json!(r.reason).as_str().unwrap_or("-"), r.ticket.as_deref().unwrap_or("-"));
+    if let Some(remote) = &r.remote {
+        println!("  remote: {} to {} via {}", time(&remote.start), time(&remote.end), remote.tunnel.as_deref().unwrap_or("-"));
+        println!("  devices: {}", remote.devices.clone().unwrap_or_default().join(", "));
+    }
+    if let Some(on_site) = &r.on_site {
+        println!("  on site: {} to {}", time(&on_site.arrival), time(&on_site.departure));
+    }
+}
+
+fn print_prefill(p: &reconcile::Prefill, zone: Tz) {
+    let time = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or_else(|| "unknown".to_owned(), |t| local_time(t.with_timezone(&Utc), zone))
+    };
+    println!("pre-fill of report {} from {} session(s): {}", p.report, p.sessions.len(), p.sessions.join(", "));
+    let mut t = table(&["field", "value", "evidence"]);
+    let lines = |f: &reconcile::Filled| f.evidence.iter().map(|e| format!("{}:{} {}", e.source, e.line.unwrap_or(0), e.text)).collect::<Vec<_>>().join("\n");
+    t.add_row(vec!["start".to_owned(), time(&p.start.value), lines(&p.start)]);
+    t.add_row(vec!["end".to_owned(), time(&p.end.value), lines(&p.end)]);
+    let devices = p.devices.value.as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    t.add_row(vec!["devices".to_owned(), devices, lines(&p.devices)]);
+    t.add_row(vec!["tunnel".to_owned(), p.tunnel.value.as_str().unwrap_or("unknown").to_owned(), lines(&p.tunnel)]);
+    println!("{t}");
+}
+
+fn cmd_audit(ctx: &Context, filter: &AuditFilter, json: bool, csv: bool) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let all_reports = reports::load_all(&store)?;
+    let all_sessions = sessions::load(&store.conn, &SessionFilter::default())?;
+    let found = reconcile::audit(&store.conn, &all_reports, &all_sessions, &ctx.inventory(), &ctx.rules(), Utc::now())?;
+    let shown: Vec<_> = found.into_iter().filter(|d| filter.keeps(d)).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    if csv {
+        let rows: Vec<Vec<String>> = shown
+            .iter()
+            .map(|d| {
+                vec![
+                    d.id.clone(),
+                    d.kind.to_owned(),
+                    d.severity.as_str().to_owned(),
+                    d.report.clone().unwrap_or_default(),
+                    d.session.clone().unwrap_or_default(),
+                    d.site.clone().unwrap_or_default(),
+                    d.technician.clone().unwrap_or_default(),
+                    text(&d.expected),
+                    text(&d.observed),
+                    d.detail.clone(),
+                    d.resolution.as_ref().map(|r| format!("{} ({}): {}", r.by, r.at, r.note)).unwrap_or_default(),
+                ]
+            })
+            .collect();
+        write_csv(&["id", "kind", "severity", "report", "session", "site", "technician", "expected", "observed", "detail", "resolution"], &rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = table(&["id", "severity", "kind", "report", "site", "detail"]);
+    for d in &shown {
+        let detail = match &d.resolution {
+            Some(r) => format!("{} [explained by {}: {}]", d.detail, r.by, r.note),
+            None => d.detail.clone(),
+        };
+        t.add_row(vec![d.id.clone(), d.severity.as_str().to_owned(), d.kind.to_owned(), d.report.clone().unwrap_or_default(), d.site.clone().unwrap_or_default(), detail]);
+    }
+    println!("{t}");
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in &shown {
+        *counts.entry(d.kind).or_default() += 1;
+    }
+    let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!("{} discrepancy(ies){}{}", shown.len(), if summary.is_empty() { "" } else { ": " }, summary.join(", "));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_resolve(ctx: &Context, id: &str, note: &str) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let all_reports = reports::load_all(&store)?;
+    let all_sessions = sessions::load(&store.conn, &SessionFilter::default())?;
+    let found = reconcile::audit(&store.conn, &all_reports, &all_sessions, &ctx.inventory(), &ctx.rules(), Utc::now())?;
+    if !found.iter().any(|d| d.id == id) {
+        return Err(BadInput(format!("no current discrepancy with id {id:?} (run `vpnledger audit` to list them)")).into());
+    }
+    let by = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
+    reconcile::resolve(&store.conn, id, note, &by, Utc::now())?;
+    println!("{id} explained by {by}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
+    let store = ctx.store()?;
+    let mut stmt = store.conn.prepare("SELECT id, source, fingerprint, line, ts, raw, digest FROM records ORDER BY id")?;
+    let mut rows = stmt.query([])?;
+    let mut previous = "0".repeat(64);
+    let mut count = 0u64;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let expected = ingest::record_digest(&previous, &row.get::<_, String>(1)?, &row.get::<_, String>(2)?, row.get::<_, i64>(3)? as u64, row.get(4)?, &row.get::<_, Vec<u8>>(5)?);
+        let stored: String = row.get(6)?;
+        if expected != stored {
+            println!("record {id} was altered or removed before it: its digest does not follow from the records before it");
+            return Ok(ExitCode::from(1));
+        }
+        previous = stored;
+        count += 1;
+    }
+    println!("{count} record(s) verified: the evidence chain is intact");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_parse(ctx: &Context, reading: &Reading, json: bool, stats: bool, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let format = format_choice(&reading.format)?;
+    let zone = reading.tz.unwrap_or(ctx.zone());
+    let received = Utc::now();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut total = 0u64;
+    for file in files {
+        let bytes = std::fs::read(file).map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
+        let name = file.display().to_string();
+        let settings = SourceSettings::resolve(&ctx.config, &name, reading.tz, None)?;
+        let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
+        let is_status = match format {
+            FormatChoice::Fixed(f) => f.is_snapshot(),
+            FormatChoice::Auto => is_status_file(&String::from_utf8_lossy(first_line)),
+        };
+        let year = match reading.year {
+            Some(y) => y,
+            None => {
+                let modified = std::fs::metadata(file).and_then(|m| m.modified()).map(DateTime::<Utc>::from).unwrap_or(received);
+                ingest_year_from(file, modified, zone)?
+            }
+        };
+        let mut resolver = TimeResolver::new(zone, YearRule::Sequential { year, last_month: None });
+        if is_status {
+            let (text, _) = decode(&bytes, settings.encoding);
+            for line in parse_status(&text) {
+                total += 1;
+                let timestamp = resolver.resolve(&line.time, received).ok().map(|r| format_utc(r.at));
+                let key = match (&line.event, &line.error) {
+                    (_, Some(_)) => "error".to_owned(),
+                    (Some(e), None) => format!("openvpn-status {}", e.kind()),
+                    (None, None) => "openvpn-status (no event)".to_owned(),
+                };
+                *counts.entry(key).or_default() += 1;
+                if json || !stats {
+                    let value = json!({
+                        "file": name, "line": line.number, "format": Format::OpenVpnStatus.name(),
+                        "timestamp": timestamp, "host": null, "app": null, "pid": null, "message": line.text,
+                        "event": line.event, "error": line.error.as_ref().map(|e| e.to_string()),
+                    });
+                    writeln!(out, "{value}")?;
+                }
+            }
+            continue;
+        }
+        for (index, raw) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+            total += 1;
+            let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+            let (text, _) = decode(raw, settings.encoding);
+            let parsed = parse_line(&text, format);
+            let (key, value) = match &parsed {
+                Ok(p) => {
+                    let ts = resolver.resolve(&p.envelope.time, received);
+                    let key = format!("{} {}", p.envelope.format, p.event.as_ref().map_or("(no event)", |e| e.kind()));
+                    let value = (json || !stats).then(|| json!({
+                        "file": name, "line": index + 1, "format": p.envelope.format.name(),
+                        "timestamp": ts.as_ref().ok().map(|r| format_utc(r.at)),
+                        "host": p.envelope.host, "app": p.envelope.app, "pid": p.envelope.pid,
+                        "message": p.envelope.message, "event": p.event,
+                        "error": ts.err().map(|e| format!("time: {e}")),
+                    }));
+                    (key, value)
+                }
+                Err(e) => {
+                    let value = (json || !stats).then(|| json!({
+                        "file": name, "line": index + 1, "format": null, "timestamp": null, "host": null,
+                        "app": null, "pid": null, "message": text, "event": null, "error": e.to_string(),
+                    }));
+                    ("error".to_owned(), value)
+                }
+            };
+            *counts.entry(key).or_default() += 1;
+            if let Some(value) = value {
+                writeln!(out, "{value}")?;
+            }
+        }
+    }
+    if stats {
+        let mut t = table(&["format and event", "lines"]);
+        for (k, n) in &counts {
+            t.add_row(vec![k.clone(), n.to_string()]);
+        }
+        t.add_row(vec!["total".to_owned(), total.to_string()]);
+        writeln!(out, "{t}")?;
+    }
+    out.flush().context("cannot write to standard output")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The year of a file's first line from its modification time.
+fn ingest_year_from(file: &Path, modified: DateTime<Utc>, zone: Tz) -> anyhow::Result<i32> {
+    vpnledger::ingest::first_line_year(file, modified, zone)
+}

@@ -145,6 +145,9 @@ pub enum Event<'a> {
     GatewayStarted { detail: &'a str },
     Traffic(Traffic<'a>),
     StatusClient(StatusClient<'a>),
+    /// The end of a status snapshot that listed `clients` clients: an open
+    /// session it no longer lists is gone.
+    StatusSnapshot { clients: usize, snapshot: LineTime },
 }
 
 impl Event<'_> {
@@ -161,6 +164,7 @@ impl Event<'_> {
             Event::GatewayStarted { .. } => "gateway_started",
             Event::Traffic(_) => "traffic",
             Event::StatusClient(_) => "status_client",
+            Event::StatusSnapshot { .. } => "status_snapshot",
         }
     }
 }

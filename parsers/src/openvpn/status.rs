@@ -194,6 +194,10 @@ fn parse_snapshot<'a>(lines: &[(usize, &'a str)]) -> Vec<StatusLine<'a>> {
     for line in &mut out {
         line.time = snapshot_time;
     }
+    let client_count = rows.len();
+    if let Some(end) = out.iter_mut().rev().find(|l| l.text == "END") {
+        end.event = Some(Event::StatusSnapshot { clients: client_count, snapshot: snapshot_time });
+    }
     for (row, slot) in rows.into_iter().zip(row_slots) {
         let virtual_ip =
             row.virtual_ip.or_else(|| routes.get(&(row.common_name, row.real_text)).copied());
@@ -348,6 +352,7 @@ mod tests {
         let text = "OpenVPN CLIENT LIST\nUpdated,Tue Jun 18 10:30:00 2024\nCommon Name,Real Address,Bytes Received,Bytes Sent,Connected Since\nt.moreau,192.0.2.88:60344,3145728,15728640,Tue Jun 18 09:41:58 2024\nROUTING TABLE\nVirtual Address,Common Name,Real Address,Last Ref\n10.9.0.2,t.moreau,192.0.2.88:60344,Tue Jun 18 10:29:58 2024\nGLOBAL STATS\nMax bcast/mcast queue length,0\nEND\n";
         let lines = parse_status(text);
         assert_eq!(lines.len(), 10);
+        assert!(matches!(lines[9].event, Some(Event::StatusSnapshot { clients: 1, .. })));
         assert!(lines.iter().all(|l| l.error.is_none()), "{lines:?}");
         let c = client(&lines[3]);
         assert_eq!(c.user, "t.moreau");

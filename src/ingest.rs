@@ -1,0 +1,830 @@
+//! Reading a log file into the store, once, from where it was left.
+//!
+//! A file is known by its identity (a digest of its first line, or of the
+//! whole content for a status snapshot), not by its path: a rotated file
+//! keeps its identity, and a file read before, by `ingest` or by the daemon,
+//! is read on from its checkpoint. Records, events and the checkpoint are
+//! committed in the same transaction, batch by batch, so a crash never
+//! loses or doubles a line.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::{DateTime, Datelike, Utc};
+use chrono_tz::Tz;
+use encoding_rs::Encoding;
+use rusqlite::{params, OptionalExtension, Transaction};
+use sha2::{Digest, Sha256};
+use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
+use vpnledger_parsers::{
+    parse_line, Event, Format, FormatChoice, LineTime, Parsed, TimeResolver, Verdict, YearRule,
+};
+
+use crate::config::{default_drop_prefixes, Config};
+use crate::store::{to_micros, Store};
+use crate::BadInput;
+
+/// Lines per transaction: large enough to amortise the commit, small
+/// enough that a crash loses little work (none of the data: it is re-read).
+const BATCH_LINES: usize = 20_000;
+
+/// The largest status file read whole.
+const MAX_STATUS_BYTES: u64 = 64 << 20;
+
+/// How one source's lines are read.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    /// The source's name, stored with every record.
+    pub name: String,
+    /// The gateway of lines that name no host.
+    pub gateway: Option<String>,
+    pub format: FormatChoice,
+    /// The zone of lines that carry no offset.
+    pub zone: Tz,
+    /// How bytes that are not UTF-8 are read.
+    pub encoding: &'static Encoding,
+    /// LOG prefixes that name a drop.
+    pub drop_prefixes: Vec<String>,
+}
+
+impl SourceSettings {
+    /// The settings of source `name`: its configuration if it has one, else
+    /// the defaults; `zone` and `format` are command-line overrides.
+    pub fn resolve(
+        config: &Config,
+        name: &str,
+        zone: Option<Tz>,
+        format: Option<FormatChoice>,
+    ) -> anyhow::Result<SourceSettings> {
+        let source = config.source(name);
+        let encoding_label = source
+            .and_then(|s| s.encoding.as_ref().map(|e| e.get_ref().clone()))
+            .unwrap_or_else(|| config.defaults.encoding.clone());
+        let encoding = Encoding::for_label(encoding_label.as_bytes())
+            .ok_or_else(|| BadInput(format!("unknown encoding {encoding_label:?}")))?;
+        let configured_format = match source.and_then(|s| s.format.as_ref()) {
+            Some(f) => f.get_ref().parse().map_err(BadInput)?,
+            None => FormatChoice::Auto,
+        };
+        Ok(SourceSettings {
+            name: name.to_owned(),
+            gateway: source.and_then(|s| s.gateway.clone()),
+            format: format.unwrap_or(configured_format),
+            zone: zone.or(source.and_then(|s| s.timezone)).unwrap_or(config.defaults.timezone),
+            encoding,
+            drop_prefixes: source
+                .and_then(|s| s.drop_prefixes.clone())
+                .unwrap_or_else(|| config.defaults.drop_prefixes.clone()),
+        })
+    }
+
+    /// Settings for tests and for sources with every default.
+    pub fn plain(name: &str, zone: Tz) -> SourceSettings {
+        SourceSettings {
+            name: name.to_owned(),
+            gateway: None,
+            format: FormatChoice::Auto,
+            zone,
+            encoding: encoding_rs::WINDOWS_1252,
+            drop_prefixes: default_drop_prefixes(),
+        }
+    }
+
+    fn gateway_of<'a>(&'a self, host: Option<&'a str>) -> &'a str {
+        host.or(self.gateway.as_deref()).unwrap_or(&self.name)
+    }
+
+    /// Whether a LOG prefix names a drop.
+    pub fn names_a_drop(&self, label: Option<&str>) -> bool {
+        let Some(label) = label else { return false };
+        let label = label.to_ascii_uppercase();
+        self.drop_prefixes.iter().any(|word| label.contains(&word.to_ascii_uppercase()))
+    }
+}
+
+/// What one ingest did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IngestSummary {
+    pub files: usize,
+    /// Lines read in this run (lines read before are skipped, not counted).
+    pub lines: u64,
+    /// Lines that carried an event, stored as evidence.
+    pub records: u64,
+    /// Of those, connections a firewall saw.
+    pub traffic: u64,
+    /// Lines no parser understood, kept in `unparsed`.
+    pub unparsed: u64,
+    /// Files that had nothing new.
+    pub unchanged_files: usize,
+    /// Files whose last line had no newline yet: left for a later read.
+    pub partial_lines: usize,
+    /// Gateways whose sessions must be rebuilt.
+    #[serde(skip)]
+    pub gateways: BTreeSet<String>,
+}
+
+impl IngestSummary {
+    fn add(&mut self, other: IngestSummary) {
+        self.files += other.files;
+        self.lines += other.lines;
+        self.records += other.records;
+        self.traffic += other.traffic;
+        self.unparsed += other.unparsed;
+        self.unchanged_files += other.unchanged_files;
+        self.partial_lines += other.partial_lines;
+        self.gateways.extend(other.gateways);
+    }
+}
+
+/// How the year of lines that have none is chosen for a one-shot read.
+#[derive(Debug, Clone, Copy)]
+pub enum YearChoice {
+    /// `--year Y`: the year of the file's first line.
+    FirstLine(i32),
+    /// From the file's modification time, which dates its last line.
+    FromModificationTime,
+}
+
+/// Where lines come from: a path, or standard input (`-`).
+pub enum Input<'a> {
+    Path(&'a Path),
+    Stdin,
+}
+
+/// Ingests several inputs with one source's settings.
+pub fn ingest_inputs(
+    store: &mut Store,
+    inputs: &[PathBuf],
+    settings: &SourceSettings,
+    year: YearChoice,
+    received: DateTime<Utc>,
+) -> anyhow::Result<IngestSummary> {
+    let mut total = IngestSummary::default();
+    for path in inputs {
+        let input = if path.as_os_str() == "-" { Input::Stdin } else { Input::Path(path) };
+        total.add(ingest(store, input, settings, year, received)?);
+    }
+    Ok(total)
+}
+
+/// The identity of a file: a digest of its first line.
+fn fingerprint(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+struct Checkpoint {
+    offset: u64,
+    line: u64,
+    year: Option<i32>,
+    last_month: Option<u32>,
+}
+
+fn load_checkpoint(store: &Store, fingerprint: &str) -> anyhow::Result<Option<Checkpoint>> {
+    Ok(store
+        .conn
+        .query_row(
+            "SELECT offset, line, year, last_month FROM checkpoints WHERE fingerprint = ?1",
+            [fingerprint],
+            |r| {
+                Ok(Checkpoint {
+                    offset: r.get::<_, i64>(0)? as u64,
+                    line: r.get::<_, i64>(1)? as u64,
+                    year: r.get(2)?,
+                    last_month: r.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Reads one input into the store.
+pub fn ingest(
+    store: &mut Store,
+    input: Input<'_>,
+    settings: &SourceSettings,
+    year: YearChoice,
+    received: DateTime<Utc>,
+) -> anyhow::Result<IngestSummary> {
+    let (label, mut reader, modified): (String, Box<dyn BufRead>, Option<DateTime<Utc>>) =
+        match input {
+            Input::Stdin => ("-".into(), Box::new(BufReader::new(std::io::stdin())), None),
+            Input::Path(path) => {
+                let file = File::open(path).map_err(|e| {
+                    BadInput(format!("{}: cannot open: {e}", path.display()))
+                })?;
+                let modified = file.metadata().ok().and_then(|m| m.modified().ok()).map(DateTime::<Utc>::from);
+                (path.display().to_string(), Box::new(BufReader::with_capacity(1 << 20, file)), modified)
+            }
+        };
+
+    // The first line names the file and tells a status snapshot apart.
+    let mut first = Vec::new();
+    reader.read_until(b'\n', &mut first).with_context(|| format!("{label}: cannot read"))?;
+    if first.is_empty() {
+        return Ok(IngestSummary { files: 1, unchanged_files: 1, ..Default::default() });
+    }
+    let first_text = String::from_utf8_lossy(&first);
+    let is_status = match settings.format {
+        FormatChoice::Fixed(f) => f.is_snapshot(),
+        FormatChoice::Auto => is_status_file(&first_text),
+    };
+    if is_status {
+        let mut content = first;
+        reader.take(MAX_STATUS_BYTES).read_to_end(&mut content).with_context(|| format!("{label}: cannot read"))?;
+        return ingest_status(store, &label, &content, settings, received);
+    }
+    if !first.ends_with(b"\n") {
+        return Ok(IngestSummary { files: 1, partial_lines: 1, unchanged_files: 1, ..Default::default() });
+    }
+
+    let fingerprint = fingerprint(&first);
+    let checkpoint = load_checkpoint(store, &fingerprint)?;
+
+    // Where to start, and the year of the line there.
+    let (start_offset, start_line, year_rule) = match &checkpoint {
+        Some(c) => (
+            c.offset,
+            c.line,
+            YearRule::Sequential { year: c.year.unwrap_or(received.year()), last_month: c.last_month },
+        ),
+        None => {
+            let first_year = match (year, &input_path(&label)) {
+                (YearChoice::FirstLine(y), _) => y,
+                (YearChoice::FromModificationTime, Some(path)) => {
+                    first_line_year(path, modified.unwrap_or(received), settings.zone)?
+                }
+                (YearChoice::FromModificationTime, None) => {
+                    received.with_timezone(&settings.zone).year()
+                }
+            };
+            (0, 0, YearRule::Sequential { year: first_year, last_month: None })
+        }
+    };
+
+    let mut reader = reader_at(input_path(&label).as_deref(), reader, first, start_offset)?;
+    let mut reading = Reading {
+        settings,
+        fingerprint: &fingerprint,
+        path: &label,
+        resolver: TimeResolver::new(settings.zone, year_rule),
+        received,
+        offset: start_offset,
+        line: start_line,
+        rows: Vec::with_capacity(BATCH_LINES / 4),
+        summary: IngestSummary { files: 1, ..Default::default() },
+    };
+    let mut digest = store.last_digest()?;
+    let mut buffer = Vec::with_capacity(4096);
+    let mut lines_in_batch = 0;
+    loop {
+        buffer.clear();
+        let n = reader.read_until(b'\n', &mut buffer).with_context(|| format!("{label}: cannot read"))?;
+        if n == 0 {
+            break;
+        }
+        if !buffer.ends_with(b"\n") {
+            // A line still being written: it waits for its newline.
+            reading.summary.partial_lines += 1;
+            break;
+        }
+        reading.read_line(&buffer);
+        lines_in_batch += 1;
+        if lines_in_batch >= BATCH_LINES {
+            reading.commit(store, &mut digest)?;
+            lines_in_batch = 0;
+        }
+    }
+    reading.commit(store, &mut digest)?;
+    if reading.summary.lines == 0 {
+        reading.summary.unchanged_files += 1;
+    }
+    Ok(reading.summary)
+}
+
+fn input_path(label: &str) -> Option<PathBuf> {
+    (label != "-").then(|| PathBuf::from(label))
+}
+
+/// A reader positioned at `offset`: seek in a file, skip on stdin.
+fn reader_at(
+    path: Option<&Path>,
+    mut reader: Box<dyn BufRead>,
+    first: Vec<u8>,
+    offset: u64,
+) -> anyhow::Result<Box<dyn BufRead>> {
+    match path {
+        Some(path) => {
+            let mut file = File::open(path).map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
+            file.seek(SeekFrom::Start(offset))?;
+            Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+        }
+        None => {
+            let first_len = first.len() as u64;
+            if offset == 0 {
+                Ok(Box::new(std::io::Cursor::new(first).chain(reader)))
+            } else {
+                std::io::copy(&mut (&mut reader).take(offset.saturating_sub(first_len)), &mut std::io::sink())?;
+                Ok(reader)
+            }
+        }
+    }
+}
+
+/// The year of a file's first line when `--year` is not given: the
+/// modification time dates the last line, and every time the month goes
+/// back between two lines a year began.
+pub fn first_line_year(path: &Path, modified: DateTime<Utc>, zone: Tz) -> anyhow::Result<i32> {
+    let file = File::open(path).map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
+    let mut rollovers = 0;
+    let mut last_month: Option<u32> = None;
+    let mut buffer = Vec::new();
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    loop {
+        buffer.clear();
+        if reader.read_until(b'\n', &mut buffer)? == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&buffer);
+        if let Ok(envelope) = vpnledger_parsers::syslog::rfc3164(text.trim_end()) {
+            if let LineTime::YearLess { month, .. } = envelope.time {
+                if last_month.is_some_and(|last| month < last) {
+                    rollovers += 1;
+                }
+                last_month = Some(month);
+            }
+        }
+    }
+    let modified_local = modified.with_timezone(&zone);
+    let mut last_year = modified_local.year();
+    if last_month.is_some_and(|m| m > modified_local.month()) {
+        last_year -= 1;
+    }
+    Ok(last_year - rollovers)
+}
+
+/// A row waiting for the next commit.
+enum Row {
+    Record { record: RecordRow, event: Option<EventRow>, traffic: Option<TrafficRow> },
+    Unparsed { line: u64, offset: u64, raw: Vec<u8>, reason: String },
+}
+
+struct RecordRow {
+    line: u64,
+    offset: u64,
+    ts: i64,
+    time_flag: Option<&'static str>,
+    format: &'static str,
+    gateway: String,
+    host: Option<String>,
+    app: Option<String>,
+    pid: Option<u32>,
+    raw: Vec<u8>,
+    encoding: Option<&'static str>,
+}
+
+#[derive(Default)]
+struct EventRow {
+    kind: &'static str,
+    user: Option<String>,
+    instance: Option<String>,
+    remote_ip: Option<String>,
+    remote_port: Option<u16>,
+    virtual_ip: Option<String>,
+    tunnel: Option<String>,
+    reason: Option<&'static str>,
+    detail: Option<String>,
+    bytes_in: Option<u64>,
+    bytes_out: Option<u64>,
+    since: Option<i64>,
+}
+
+struct TrafficRow {
+    src: String,
+    dst: String,
+    proto: String,
+    dst_port: Option<u16>,
+    allowed: bool,
+}
+
+/// The state of one file being read.
+struct Reading<'a> {
+    settings: &'a SourceSettings,
+    fingerprint: &'a str,
+    path: &'a str,
+    resolver: TimeResolver,
+    received: DateTime<Utc>,
+    /// Byte offset after the last line read.
+    offset: u64,
+    /// Number of the last line read.
+    line: u64,
+    rows: Vec<Row>,
+    summary: IngestSummary,
+}
+
+fn time_flag_name(flag: vpnledger_parsers::TimeFlag) -> &'static str {
+    match flag {
+        vpnledger_parsers::TimeFlag::NonexistentLocalTime => "nonexistent_local_time",
+        vpnledger_parsers::TimeFlag::SecondPassOfRepeatedHour => "second_pass_of_repeated_hour",
+        vpnledger_parsers::TimeFlag::ReceivedTime => "received_time",
+    }
+}
+
+/// Decodes a line: UTF-8 when it is, else the source's legacy encoding —
+/// never U+FFFD in place of a letter.
+pub fn decode<'b>(raw: &'b [u8], encoding: &'static Encoding) -> (Cow<'b, str>, Option<&'static str>) {
+    match std::str::from_utf8(raw) {
+        Ok(text) => (Cow::Borrowed(text), None),
+        Err(_) => {
+            let (text, _) = encoding.decode_without_bom_handling(raw);
+            (text, Some(encoding.name()))
+        }
+    }
+}
+
+impl Reading<'_> {
+    fn read_line(&mut self, raw_with_newline: &[u8]) {
+        let line_offset = self.offset;
+        self.offset += raw_with_newline.len() as u64;
+        self.line += 1;
+        self.summary.lines += 1;
+        let raw = trim_newline(raw_with_newline);
+        let (text, encoding) = decode(raw, self.settings.encoding);
+        match parse_line(&text, self.settings.format) {
+            Ok(parsed) => self.keep_parsed(parsed, raw, encoding, line_offset),
+            Err(e) => self.keep_unparsed(raw, line_offset, e.to_string()),
+        }
+    }
+
+    fn keep_unparsed(&mut self, raw: &[u8], offset: u64, reason: String) {
+        self.summary.unparsed += 1;
+        self.rows.push(Row::Unparsed { line: self.line, offset, raw: raw.to_vec(), reason });
+    }
+
+    fn keep_parsed(&mut self, parsed: Parsed<'_>, raw: &[u8], encoding: Option<&'static str>, offset: u64) {
+        // The time is resolved for every line, not only those with an
+        // event: the year and DST rules follow the file's sequence.
+        let resolved = match self.resolver.resolve(&parsed.envelope.time, self.received) {
+            Ok(r) => r,
+            Err(e) => return self.keep_unparsed(raw, offset, format!("time: {e}")),
+        };
+        let Some(event) = parsed.event else { return };
+        let envelope = &parsed.envelope;
+        let gateway = self.settings.gateway_of(envelope.host).to_owned();
+        let record = RecordRow {
+            line: self.line,
+            offset,
+            ts: to_micros(resolved.at),
+            time_flag: resolved.flag.map(time_flag_name),
+            format: envelope.format.name(),
+            gateway,
+            host: envelope.host.map(str::to_owned),
+            app: envelope.app.map(str::to_owned),
+            pid: envelope.pid,
+            raw: raw.to_vec(),
+            encoding,
+        };
+        self.push_event(record, &event, None);
+    }
+
+    fn push_event(&mut self, record: RecordRow, event: &Event<'_>, since: Option<i64>) {
+        self.summary.records += 1;
+        self.summary.gateways.insert(record.gateway.clone());
+        let (event_row, traffic_row) = match event {
+            Event::Traffic(t) => {
+                self.summary.traffic += 1;
+                let allowed = match t.verdict {
+                    Verdict::Allowed => true,
+                    Verdict::Dropped => false,
+                    Verdict::FromPrefix => !self.settings.names_a_drop(t.label),
+                };
+                let row = TrafficRow {
+                    src: t.src.to_string(),
+                    dst: t.dst.to_string(),
+                    proto: t.proto.to_owned(),
+                    dst_port: t.dst_port,
+                    allowed,
+                };
+                (None, Some(row))
+            }
+            other => (Some(event_row(other, since)), None),
+        };
+        self.rows.push(Row::Record { record, event: event_row, traffic: traffic_row });
+    }
+
+    /// Writes the pending rows and the checkpoint in one transaction.
+    fn commit(&mut self, store: &mut Store, digest: &mut String) -> anyhow::Result<()> {
+        let tx = store.conn.transaction()?;
+        write_rows(&tx, &self.settings.name, self.fingerprint, self.path, self.received, &self.rows, digest)?;
+        let (year, last_month) = match self.resolver.year_rule() {
+            YearRule::Sequential { year, last_month } => (Some(year), last_month),
+            YearRule::ClosestToReceived => (None, None),
+        };
+        tx.execute(
+            "INSERT INTO checkpoints (fingerprint, source, path, offset, line, year, last_month, lines_read, updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8)
+             ON CONFLICT(fingerprint) DO UPDATE SET
+               source = excluded.source, path = excluded.path, offset = excluded.offset,
+               line = excluded.line, year = excluded.year, last_month = excluded.last_month,
+               lines_read = excluded.lines_read, updated = excluded.updated",
+            params![
+                self.fingerprint,
+                self.settings.name,
+                self.path,
+                self.offset as i64,
+                self.line as i64,
+                year,
+                last_month,
+                to_micros(self.received),
+            ],
+        )?;
+        tx.commit()?;
+        self.rows.clear();
+        Ok(())
+    }
+}
+
+fn trim_newline(raw: &[u8]) -> &[u8] {
+    let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
+    raw.strip_suffix(b"\r").unwrap_or(raw)
+}
+
+fn event_row(event: &Event<'_>, since: Option<i64>) -> EventRow {
+    let s = |v: &str| Some(v.to_owned());
+    let o = |v: Option<&str>| v.map(str::to_owned);
+    let kind = event.kind();
+    match event {
+        Event::SessionStarted { user, instance, remote_ip, remote_port, tunnel } => EventRow {
+            kind,
+            user: s(user),
+            instance: s(instance),
+            remote_ip: remote_ip.map(|ip| ip.to_string()),
+            remote_port: *remote_port,
+            tunnel: o(*tunnel),
+            ..Default::default()
+        },
+        Event::AddressAssigned { user, instance, virtual_ip } => EventRow {
+            kind,
+            user: o(*user),
+            instance: s(instance),
+            virtual_ip: Some(virtual_ip.to_string()),
+            ..Default::default()
+        },
+        Event::SessionEnded { user, instance, reason, detail } => EventRow {
+            kind,
+            user: o(*user),
+            instance: s(instance),
+            reason: Some(reason.as_str()),
+            detail: s(detail),
+            ..Default::default()
+        },
+        Event::UserAuthenticated { user, instance } => {
+            EventRow { kind, user: s(user), instance: o(*instance), ..Default::default() }
+        }
+        Event::AuthFailed { user, instance, detail } => EventRow {
+            kind,
+            user: o(*user),
+            instance: o(*instance),
+            detail: s(detail),
+            ..Default::default()
+        },
+        Event::ClientReplaced { user, instance } => {
+            EventRow { kind, user: s(user), instance: s(instance), ..Default::default() }
+        }
+        Event::GatewayStopped { detail } | Event::GatewayStarted { detail } => {
+            EventRow { kind, detail: s(detail), ..Default::default() }
+        }
+        Event::StatusClient(c) => EventRow {
+            kind,
+            user: s(c.user),
+            instance: Some(match c.remote_port {
+                Some(port) => format!("{}:{port}", c.remote_ip),
+                None => c.remote_ip.to_string(),
+            }),
+            remote_ip: Some(c.remote_ip.to_string()),
+            remote_port: c.remote_port,
+            virtual_ip: c.virtual_ip.map(|ip| ip.to_string()),
+            bytes_in: Some(c.bytes_in),
+            bytes_out: Some(c.bytes_out),
+            since,
+            ..Default::default()
+        },
+        Event::StatusSnapshot { clients, .. } => {
+            EventRow { kind, detail: Some(format!("{clients} clients listed")), ..Default::default() }
+        }
+        Event::Traffic(_) => EventRow { kind, ..Default::default() },
+    }
+}
+
+/// The digest that chains a record to the one before it.
+fn chain(previous: &str, source: &str, fingerprint: &str, line: u64, ts: i64, raw: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(previous.as_bytes());
+    h.update(source.as_bytes());
+    h.update([0]);
+    h.update(fingerprint.as_bytes());
+    h.update(line.to_le_bytes());
+    h.update(ts.to_le_bytes());
+    h.update(raw);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Recomputes a record's digest, for `verify`.
+pub fn record_digest(previous: &str, source: &str, fingerprint: &str, line: u64, ts: i64, raw: &[u8]) -> String {
+    chain(previous, source, fingerprint, line, ts, raw)
+}
+
+fn write_rows(
+    tx: &Transaction<'_>,
+    source: &str,
+    fingerprint: &str,
+    path: &str,
+    received: DateTime<Utc>,
+    rows: &[Row],
+    digest: &mut String,
+) -> anyhow::Result<()> {
+    let received = to_micros(received);
+    let mut insert_record = tx.prepare_cached(
+        "INSERT INTO records (source, fingerprint, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    let mut insert_event = tx.prepare_cached(
+        "INSERT INTO events (record_id, gateway, ts, kind, user, instance, remote_ip, remote_port, virtual_ip, tunnel, reason, detail, bytes_in, bytes_out, since, pid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?;
+    let mut insert_traffic = tx.prepare_cached(
+        "INSERT INTO traffic (record_id, gateway, ts, src, dst, proto, dst_port, allowed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    let mut insert_unparsed = tx.prepare_cached(
+        "INSERT OR IGNORE INTO unparsed (source, fingerprint, path, line, offset, received, raw, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for row in rows {
+        match row {
+            Row::Unparsed { line, offset, raw, reason } => {
+                insert_unparsed.execute(params![
+                    source,
+                    fingerprint,
+                    path,
+                    *line as i64,
+                    *offset as i64,
+                    received,
+                    raw,
+                    reason
+                ])?;
+            }
+            Row::Record { record: r, event, traffic } => {
+                *digest = chain(digest, source, fingerprint, r.line, r.ts, &r.raw);
+                insert_record.execute(params![
+                    source,
+                    fingerprint,
+                    r.line as i64,
+                    r.offset as i64,
+                    received,
+                    r.ts,
+                    r.time_flag,
+                    r.format,
+                    r.gateway,
+                    r.host,
+                    r.app,
+                    r.pid,
+                    r.raw,
+                    r.encoding,
+                    digest.as_str(),
+                ])?;
+                let record_id = tx.last_insert_rowid();
+                if let Some(e) = event {
+                    insert_event.execute(params![
+                        record_id,
+                        r.gateway,
+                        r.ts,
+                        e.kind,
+                        e.user,
+                        e.instance,
+                        e.remote_ip,
+                        e.remote_port,
+                        e.virtual_ip,
+                        e.tunnel,
+                        e.reason,
+                        e.detail,
+                        e.bytes_in.map(|b| b as i64),
+                        e.bytes_out.map(|b| b as i64),
+                        e.since,
+                        r.pid,
+                    ])?;
+                }
+                if let Some(t) = traffic {
+                    insert_traffic.execute(params![
+                        record_id, r.gateway, r.ts, t.src, t.dst, t.proto, t.dst_port, t.allowed
+                    ])?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a status snapshot whole. Its identity is a digest of its whole
+/// content: each rewrite of the file is a new snapshot.
+fn ingest_status(
+    store: &mut Store,
+    label: &str,
+    content: &[u8],
+    settings: &SourceSettings,
+    received: DateTime<Utc>,
+) -> anyhow::Result<IngestSummary> {
+    let fingerprint = fingerprint(content);
+    if load_checkpoint(store, &fingerprint)?.is_some() {
+        return Ok(IngestSummary { files: 1, unchanged_files: 1, ..Default::default() });
+    }
+    let (text, encoding) = decode(content, settings.encoding);
+    let lines = parse_status(&text);
+    let mut reading = Reading {
+        settings,
+        fingerprint: &fingerprint,
+        path: label,
+        resolver: TimeResolver::new(settings.zone, YearRule::ClosestToReceived),
+        received,
+        offset: content.len() as u64,
+        line: 0,
+        rows: Vec::new(),
+        summary: IngestSummary { files: 1, ..Default::default() },
+    };
+    let mut line_offset = 0u64;
+    for line in &lines {
+        reading.line = line.number as u64;
+        reading.summary.lines += 1;
+        let raw = line.text.as_bytes();
+        let offset = line_offset;
+        line_offset += raw.len() as u64 + 1;
+        if let Some(e) = &line.error {
+            reading.keep_unparsed(raw, offset, e.to_string());
+            continue;
+        }
+        let Some(event) = &line.event else { continue };
+        let at = match reading.resolver.resolve(&line.time, received) {
+            Ok(r) => r,
+            Err(e) => {
+                reading.keep_unparsed(raw, offset, format!("time: {e}"));
+                continue;
+            }
+        };
+        let since = match event {
+            Event::StatusClient(c) => match reading.resolver.resolve(&c.connected_since, received) {
+                Ok(r) => Some(to_micros(r.at)),
+                Err(e) => {
+                    reading.keep_unparsed(raw, offset, format!("time: {e}"));
+                    continue;
+                }
+            },
+            _ => None,
+        };
+        let record = RecordRow {
+            line: line.number as u64,
+            offset,
+            ts: to_micros(at.at),
+            time_flag: at.flag.map(time_flag_name),
+            format: Format::OpenVpnStatus.name(),
+            gateway: settings.gateway_of(None).to_owned(),
+            host: None,
+            app: None,
+            pid: None,
+            raw: raw.to_vec(),
+            encoding,
+        };
+        reading.push_event(record, event, since);
+    }
+    let mut digest = store.last_digest()?;
+    reading.commit(store, &mut digest)?;
+    Ok(reading.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_prefixes_match_in_any_case() {
+        let s = SourceSettings::plain("x", chrono_tz::UTC);
+        assert!(s.names_a_drop(Some("VPN-DROP")));
+        assert!(s.names_a_drop(Some("fw-reject:")));
+        assert!(s.names_a_drop(Some("Blocked")));
+        assert!(!s.names_a_drop(Some("VPN-FWD")));
+        assert!(!s.names_a_drop(None));
+    }
+
+    #[test]
+    fn non_utf8_is_read_in_the_legacy_encoding() {
+        let (text, enc) = decode(b"r.lef\xe8vre", encoding_rs::WINDOWS_1252);
+        assert_eq!(text, "r.lefèvre");
+        assert_eq!(enc, Some("windows-1252"));
+        let (text, enc) = decode("r.lefèvre".as_bytes(), encoding_rs::WINDOWS_1252);
+        assert_eq!(text, "r.lefèvre");
+        assert_eq!(enc, None);
+    }
+}

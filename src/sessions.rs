@@ -1,0 +1,618 @@
+//! The sessionizer: from a gateway's events to its sessions.
+//!
+//! Sessions are derived state: they are rebuilt from the stored events of
+//! a gateway, in time order, whenever new lines of that gateway arrive. So
+//! an open session stays open in the store until a later line (from the
+//! same file grown, or another source) closes it, and re-reading the same
+//! evidence always gives the same sessions with the same ids.
+//!
+//! The rules, from DESIGN.md:
+//! - one session per connection as the gateway saw it (OpenVPN: per real
+//!   `ip:port` instance); renegotiations are not new sessions;
+//! - the end is the gateway's end line (the exit message when the client
+//!   sent one); a restart or a status snapshot that stops listing a session
+//!   ends it by inference; otherwise it is open;
+//! - evidence of one connection from the log and from status snapshots
+//!   (same identity, real address and start) is one session;
+//! - devices are the internal destinations that the session's virtual IP
+//!   reached on the same gateway while the session held it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::inventory::Inventory;
+use crate::store::{format_utc, from_micros, Store};
+
+/// How far apart a status snapshot's "connected since" and a log's start
+/// may be and still be the same connection: the status file counts from
+/// the first packet, the log from the end of authentication.
+const SAME_START_WINDOW: i64 = 120_000_000;
+
+/// How long a username logged by an auth helper without a client prefix
+/// stays the name of the next `UNDEF` client.
+const AUTH_HELPER_WINDOW: i64 = 10_000_000;
+
+/// A device reached: an internal destination of a session's traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DeviceReached {
+    pub ip: String,
+    pub name: Option<String>,
+    pub ports: Vec<String>,
+}
+
+/// A session as the store and the interfaces show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Session {
+    pub id: String,
+    pub user: String,
+    pub technician: Option<String>,
+    #[serde(serialize_with = "utc")]
+    pub start: DateTime<Utc>,
+    #[serde(serialize_with = "utc_opt")]
+    pub end: Option<DateTime<Utc>>,
+    pub end_reason: Option<String>,
+    pub end_inferred: bool,
+    pub end_detail: Option<String>,
+    pub gateway: String,
+    pub tunnel: String,
+    pub sites: Vec<String>,
+    pub virtual_ip: Option<String>,
+    pub remote_ip: Option<String>,
+    pub remote_port: Option<u16>,
+    pub bytes_in: Option<u64>,
+    pub bytes_out: Option<u64>,
+    pub devices: Vec<DeviceReached>,
+    /// Connections to public addresses: counted, not listed.
+    pub public_destinations: u64,
+    pub continues: Option<String>,
+    /// The records behind the session: start, address, end, status.
+    #[serde(skip)]
+    pub evidence: Vec<i64>,
+    #[serde(skip)]
+    pub start_record: Option<i64>,
+    #[serde(skip)]
+    pub end_record: Option<i64>,
+}
+
+fn utc<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_utc(*t))
+}
+
+fn utc_opt<S: serde::Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&format_utc(*t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// One stored event, as the sessionizer reads it.
+#[derive(Debug, Clone)]
+struct StoredEvent {
+    record_id: i64,
+    ts: i64,
+    kind: String,
+    user: Option<String>,
+    instance: Option<String>,
+    remote_ip: Option<String>,
+    remote_port: Option<u16>,
+    virtual_ip: Option<String>,
+    tunnel: Option<String>,
+    reason: Option<String>,
+    detail: Option<String>,
+    bytes_in: Option<i64>,
+    bytes_out: Option<i64>,
+    since: Option<i64>,
+}
+
+/// A session being built.
+#[derive(Debug, Clone)]
+struct Draft {
+    user: String,
+    instance: String,
+    start: i64,
+    end: Option<i64>,
+    end_reason: Option<String>,
+    end_inferred: bool,
+    end_detail: Option<String>,
+    tunnel: Option<String>,
+    virtual_ip: Option<String>,
+    remote_ip: Option<String>,
+    remote_port: Option<u16>,
+    bytes_in: Option<i64>,
+    bytes_out: Option<i64>,
+    evidence: Vec<i64>,
+    start_record: i64,
+    end_record: Option<i64>,
+    /// The time of the last status snapshot that listed it.
+    listed_at: Option<i64>,
+}
+
+impl Draft {
+    fn close(&mut self, ts: i64, reason: &str, inferred: bool, detail: Option<String>, record: i64) {
+        self.end = Some(ts);
+        self.end_reason = Some(reason.to_owned());
+        self.end_inferred = inferred;
+        self.end_detail = detail;
+        self.end_record = Some(record);
+        self.evidence.push(record);
+    }
+}
+
+/// Options of the sessionizer that come from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionRules {
+    /// A reconnection this soon after an end continues the earlier session.
+    pub reconnect_grace: Duration,
+}
+
+/// Rebuilds the sessions of the given gateways and stores them.
+pub fn rebuild(
+    store: &mut Store,
+    inventory: &Inventory,
+    rules: SessionRules,
+    gateways: impl IntoIterator<Item = String>,
+) -> anyhow::Result<usize> {
+    let mut count = 0;
+    for gateway in gateways {
+        let events = load_events(&store.conn, &gateway)?;
+        let drafts = sessionize(&events);
+        let mut sessions: Vec<Session> =
+            drafts.into_iter().map(|d| finish(&gateway, d, inventory)).collect();
+        for session in &mut sessions {
+            attach_devices(&store.conn, &gateway, session, inventory)?;
+        }
+        link_reconnections(&mut sessions, rules.reconnect_grace);
+        count += sessions.len();
+        save(store, &gateway, &sessions)?;
+    }
+    Ok(count)
+}
+
+/// Every gateway that has events, to rebuild all sessions.
+pub fn all_gateways(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT DISTINCT gateway FROM events ORDER BY gateway")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn load_events(conn: &Connection, gateway: &str) -> anyhow::Result<Vec<StoredEvent>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT record_id, ts, kind, user, instance, remote_ip, remote_port, virtual_ip, tunnel,
+                reason, detail, bytes_in, bytes_out, since
+         FROM events WHERE gateway = ?1 ORDER BY ts, record_id",
+    )?;
+    let rows = stmt.query_map([gateway], |r| {
+        Ok(StoredEvent {
+            record_id: r.get(0)?,
+            ts: r.get(1)?,
+            kind: r.get(2)?,
+            user: r.get(3)?,
+            instance: r.get(4)?,
+            remote_ip: r.get(5)?,
+            remote_port: r.get(6)?,
+            virtual_ip: r.get(7)?,
+            tunnel: r.get(8)?,
+            reason: r.get(9)?,
+            detail: r.get(10)?,
+            bytes_in: r.get(11)?,
+            bytes_out: r.get(12)?,
+            since: r.get(13)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The heart of it: one pass over a gateway's events in time order.
+fn sessionize(events: &[StoredEvent]) -> Vec<Draft> {
+    let mut done: Vec<Draft> = Vec::new();
+    // Open sessions by instance key.
+    let mut open: BTreeMap<String, Draft> = BTreeMap::new();
+    // Usernames of clients not yet connected, by instance.
+    let mut usernames: HashMap<String, String> = HashMap::new();
+    // The last username an auth helper logged without a prefix.
+    let mut helper_username: Option<(i64, String)> = None;
+
+    for e in events {
+        let instance = e.instance.clone().unwrap_or_default();
+        match e.kind.as_str() {
+            "user_authenticated" => {
+                let user = e.user.clone().unwrap_or_default();
+                match &e.instance {
+                    Some(i) => {
+                        if let Some(d) = open.get_mut(i).filter(|d| d.user == "UNDEF") {
+                            d.user = user.clone();
+                            d.evidence.push(e.record_id);
+                        }
+                        usernames.insert(i.clone(), user);
+                    }
+                    None => helper_username = Some((e.ts, user)),
+                }
+            }
+            "session_started" => {
+                let mut user = e.user.clone().unwrap_or_default();
+                if user == "UNDEF" {
+                    if let Some(name) = usernames.remove(&instance) {
+                        user = name;
+                    } else if let Some((at, name)) = &helper_username {
+                        if e.ts - at <= AUTH_HELPER_WINDOW {
+                            user = name.clone();
+                        }
+                    }
+                }
+                if let Some(existing) = open.get_mut(&instance) {
+                    if existing.user == user {
+                        // The same connection logged again: not a new one.
+                        existing.evidence.push(e.record_id);
+                        continue;
+                    }
+                    // Another identity on the same address: the old one is gone.
+                    let mut old = open.remove(&instance).expect("present");
+                    old.close(e.ts, "replaced", true, None, e.record_id);
+                    done.push(old);
+                }
+                open.insert(
+                    instance.clone(),
+                    Draft {
+                        user,
+                        instance,
+                        start: e.ts,
+                        end: None,
+                        end_reason: None,
+                        end_inferred: false,
+                        end_detail: None,
+                        tunnel: e.tunnel.clone(),
+                        virtual_ip: None,
+                        remote_ip: e.remote_ip.clone(),
+                        remote_port: e.remote_port,
+                        bytes_in: None,
+                        bytes_out: None,
+                        evidence: vec![e.record_id],
+                        start_record: e.record_id,
+                        end_record: None,
+                        listed_at: None,
+                    },
+                );
+            }
+            "address_assigned" => {
+                if let Some(d) = open.get_mut(&instance) {
+                    if d.virtual_ip.is_none() {
+                        d.virtual_ip = e.virtual_ip.clone();
+                        d.evidence.push(e.record_id);
+                    }
+                }
+            }
+            "session_ended" => {
+                if let Some(mut d) = open.remove(&instance) {
+                    let reason = e.reason.clone().unwrap_or_else(|| "unknown".into());
+                    d.close(e.ts, &reason, false, e.detail.clone(), e.record_id);
+                    done.push(d);
+                }
+            }
+            "client_replaced" => {
+                let user = e.user.clone().unwrap_or_default();
+                let replaced: Vec<String> = open
+                    .iter()
+                    .filter(|(key, d)| **key != instance && d.user == user)
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                for key in replaced {
+                    let mut d = open.remove(&key).expect("present");
+                    d.close(e.ts, "replaced", false, e.detail.clone(), e.record_id);
+                    done.push(d);
+                }
+            }
+            "gateway_stopped" | "gateway_started" => {
+                for (_, mut d) in std::mem::take(&mut open) {
+                    d.close(e.ts, "gateway_restart", true, e.detail.clone(), e.record_id);
+                    done.push(d);
+                }
+            }
+            "status_client" => status_client(e, &mut open, &mut done),
+            "status_snapshot" => {
+                // Sessions a status file listed before but not in this
+                // snapshot have left.
+                let gone: Vec<String> = open
+                    .iter()
+                    .filter(|(_, d)| d.listed_at.is_some_and(|at| at < e.ts))
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                for key in gone {
+                    let mut d = open.remove(&key).expect("present");
+                    d.close(e.ts, "left_status", true, Some("no longer listed in the status file".into()), e.record_id);
+                    done.push(d);
+                }
+            }
+            _ => {}
+        }
+    }
+    done.extend(open.into_values());
+    done.sort_by(|a, b| (a.start, &a.user).cmp(&(b.start, &b.user)));
+    done
+}
+
+/// A client listed in a status snapshot: the same connection as a logged
+/// session when identity, real address and start agree; else a session of
+/// its own that starts at "connected since".
+fn status_client(e: &StoredEvent, open: &mut BTreeMap<String, Draft>, done: &mut [Draft]) {
+    let user = e.user.clone().unwrap_or_default();
+    let since = e.since.unwrap_or(e.ts);
+    let same = |d: &Draft| {
+        d.user == user
+            && d.remote_ip == e.remote_ip
+            && d.remote_port == e.remote_port
+            && (d.start - since).abs() <= SAME_START_WINDOW
+    };
+    let update = |d: &mut Draft| {
+        d.bytes_in = e.bytes_in.max(d.bytes_in);
+        d.bytes_out = e.bytes_out.max(d.bytes_out);
+        if d.virtual_ip.is_none() {
+            d.virtual_ip = e.virtual_ip.clone();
+        }
+        d.evidence.push(e.record_id);
+    };
+    if let Some(d) = open.values_mut().find(|d| same(d)) {
+        update(d);
+        d.listed_at = Some(e.ts);
+        return;
+    }
+    if let Some(d) = done.iter_mut().find(|d| same(d)) {
+        // A snapshot written before the end line was read: its bytes count.
+        update(d);
+        return;
+    }
+    let instance = e.instance.clone().unwrap_or_default();
+    open.insert(
+        instance.clone(),
+        Draft {
+            user,
+            instance,
+            start: since,
+            end: None,
+            end_reason: None,
+            end_inferred: false,
+            end_detail: None,
+            tunnel: None,
+            virtual_ip: e.virtual_ip.clone(),
+            remote_ip: e.remote_ip.clone(),
+            remote_port: e.remote_port,
+            bytes_in: e.bytes_in,
+            bytes_out: e.bytes_out,
+            evidence: vec![e.record_id],
+            start_record: e.record_id,
+            end_record: None,
+            listed_at: Some(e.ts),
+        },
+    );
+}
+
+/// A stable id: the same connection keeps it across re-ingests.
+fn session_id(gateway: &str, d: &Draft) -> String {
+    let mut h = Sha256::new();
+    for part in [gateway, d.user.as_str(), d.remote_ip.as_deref().unwrap_or(""), d.instance.as_str()] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update(d.start.to_le_bytes());
+    let digest = h.finalize();
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("s-{hex}")
+}
+
+fn finish(gateway: &str, d: Draft, inventory: &Inventory) -> Session {
+    let tunnel = d.tunnel.clone().unwrap_or_else(|| gateway.to_owned());
+    Session {
+        id: session_id(gateway, &d),
+        technician: inventory.technician_of(&d.user).map(|t| t.id.clone()),
+        user: d.user,
+        start: from_micros(d.start),
+        end: d.end.map(from_micros),
+        end_reason: d.end_reason,
+        end_inferred: d.end_inferred,
+        end_detail: d.end_detail,
+        gateway: gateway.to_owned(),
+        sites: inventory
+            .sites
+            .iter()
+            .filter(|s| s.has_tunnel(&tunnel))
+            .map(|s| s.id.clone())
+            .collect(),
+        tunnel,
+        virtual_ip: d.virtual_ip,
+        remote_ip: d.remote_ip,
+        remote_port: d.remote_port,
+        bytes_in: d.bytes_in.map(|b| b as u64),
+        bytes_out: d.bytes_out.map(|b| b as u64),
+        devices: Vec::new(),
+        public_destinations: 0,
+        continues: None,
+        evidence: d.evidence,
+        start_record: Some(d.start_record),
+        end_record: d.end_record,
+    }
+}
+
+/// Finds the devices a session reached: allowed traffic from its virtual IP
+/// on its gateway between its start and end (to the end of time while open).
+fn attach_devices(
+    conn: &Connection,
+    gateway: &str,
+    session: &mut Session,
+    inventory: &Inventory,
+) -> anyhow::Result<()> {
+    let Some(vip) = &session.virtual_ip else { return Ok(()) };
+    let start = session.start.timestamp_micros();
+    let end = session.end.map_or(i64::MAX, |e| e.timestamp_micros());
+    let mut stmt = conn.prepare_cached(
+        "SELECT dst, proto, dst_port FROM traffic
+         WHERE gateway = ?1 AND src = ?2 AND ts >= ?3 AND ts <= ?4 AND allowed = 1
+         ORDER BY ts, id",
+    )?;
+    let rows = stmt.query_map(params![gateway, vip, start, end], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<u16>>(2)?))
+    })?;
+    let mut devices: Vec<DeviceReached> = Vec::new();
+    for row in rows {
+        let (dst, proto, port) = row?;
+        let Ok(ip) = dst.parse::<IpAddr>() else { continue };
+        if !inventory.is_internal(ip) {
+            session.public_destinations += 1;
+            continue;
+        }
+        let port = match port {
+            Some(p) => format!("{proto}/{p}"),
+            None => proto,
+        };
+        match devices.iter_mut().find(|d| d.ip == dst) {
+            Some(d) => {
+                if !d.ports.contains(&port) {
+                    d.ports.push(port);
+                }
+            }
+            None => {
+                let name = inventory.device_at(ip).map(|(_, d)| d.name.clone());
+                devices.push(DeviceReached { ip: dst.clone(), name, ports: vec![port] });
+                if let Some(site) = inventory.site_of_ip(ip) {
+                    if !session.sites.contains(&site.id) {
+                        session.sites.push(site.id.clone());
+                    }
+                }
+            }
+        }
+    }
+    session.devices = devices;
+    Ok(())
+}
+
+/// Marks a session that resumes the same identity's previous one on the
+/// same gateway within `grace` of its end.
+fn link_reconnections(sessions: &mut [Session], grace: Duration) {
+    let mut order: Vec<usize> = (0..sessions.len()).collect();
+    order.sort_by_key(|&i| sessions[i].start);
+    for (pos, &i) in order.iter().enumerate() {
+        let start = sessions[i].start;
+        let user = sessions[i].user.clone();
+        let previous = order[..pos]
+            .iter()
+            .rev()
+            .copied()
+            .find(|&j| sessions[j].user == user && sessions[j].end.is_some_and(|end| end <= start && start - end <= grace));
+        sessions[i].continues = previous.map(|j| sessions[j].id.clone());
+    }
+}
+
+fn save(store: &mut Store, gateway: &str, sessions: &[Session]) -> anyhow::Result<()> {
+    let tx = store.conn.transaction()?;
+    tx.execute("DELETE FROM sessions WHERE gateway = ?1", [gateway])?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR REPLACE INTO sessions (id, gateway, user, technician, start, end, end_reason, end_inferred,
+                end_detail, tunnel, sites, virtual_ip, remote_ip, remote_port, bytes_in, bytes_out, devices,
+                public_destinations, continues, start_record, end_record, evidence)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+        )?;
+        for s in sessions {
+            insert.execute(params![
+                s.id,
+                s.gateway,
+                s.user,
+                s.technician,
+                s.start.timestamp_micros(),
+                s.end.map(|e| e.timestamp_micros()),
+                s.end_reason,
+                s.end_inferred,
+                s.end_detail,
+                s.tunnel,
+                serde_json::to_string(&s.sites)?,
+                s.virtual_ip,
+                s.remote_ip,
+                s.remote_port,
+                s.bytes_in.map(|b| b as i64),
+                s.bytes_out.map(|b| b as i64),
+                serde_json::to_string(&s.devices)?,
+                s.public_destinations as i64,
+                s.continues,
+                s.start_record,
+                s.end_record,
+                serde_json::to_string(&s.evidence)?,
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Which sessions to list.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    /// A VPN identity (exact) or a technician id.
+    pub user: Option<String>,
+    pub site: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Loads stored sessions, oldest first.
+pub fn load(conn: &Connection, filter: &SessionFilter) -> anyhow::Result<Vec<Session>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, gateway, user, technician, start, end, end_reason, end_inferred, end_detail, tunnel,
+                sites, virtual_ip, remote_ip, remote_port, bytes_in, bytes_out, devices, public_destinations,
+                continues, start_record, end_record, evidence
+         FROM sessions ORDER BY start, gateway, user, id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+        Ok(Session {
+            id: r.get(0)?,
+            gateway: r.get(1)?,
+            user: r.get(2)?,
+            technician: r.get(3)?,
+            start: from_micros(r.get(4)?),
+            end: r.get::<_, Option<i64>>(5)?.map(from_micros),
+            end_reason: r.get(6)?,
+            end_inferred: r.get(7)?,
+            end_detail: r.get(8)?,
+            tunnel: r.get(9)?,
+            sites: serde_json::from_str(&text(10)?).unwrap_or_default(),
+            virtual_ip: r.get(11)?,
+            remote_ip: r.get(12)?,
+            remote_port: r.get(13)?,
+            bytes_in: r.get::<_, Option<i64>>(14)?.map(|b| b as u64),
+            bytes_out: r.get::<_, Option<i64>>(15)?.map(|b| b as u64),
+            devices: serde_json::from_str(&text(16)?).unwrap_or_default(),
+            public_destinations: r.get::<_, i64>(17)? as u64,
+            continues: r.get(18)?,
+            start_record: r.get(19)?,
+            end_record: r.get(20)?,
+            evidence: serde_json::from_str(&text(21)?).unwrap_or_default(),
+        })
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let s = row?;
+        if let Some(user) = &filter.user {
+            if s.user != *user && s.technician.as_deref() != Some(user.as_str()) {
+                continue;
+            }
+        }
+        if let Some(site) = &filter.site {
+            if !s.sites.contains(site) {
+                continue;
+            }
+        }
+        if filter.until.is_some_and(|until| s.start > until) {
+            continue;
+        }
+        if let (Some(since), Some(end)) = (filter.since, s.end) {
+            if end < since {
+                continue;
+            }
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
