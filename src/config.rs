@@ -76,7 +76,9 @@ fn windows_1252() -> String {
 }
 
 pub fn default_drop_prefixes() -> Vec<String> {
-    ["DROP", "REJECT", "BLOCK", "DENY"].map(String::from).to_vec()
+    ["DROP", "REJECT", "BLOCK", "DENY"]
+        .map(String::from)
+        .to_vec()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -220,8 +222,21 @@ pub struct ConfigError {
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.line {
-            Some(line) => write!(f, "{}:{}: {}: {}", self.file.display(), line, self.field, self.message),
-            None => write!(f, "{}: {}: {}", self.file.display(), self.field, self.message),
+            Some(line) => write!(
+                f,
+                "{}:{}: {}: {}",
+                self.file.display(),
+                line,
+                self.field,
+                self.message
+            ),
+            None => write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.field,
+                self.message
+            ),
         }
     }
 }
@@ -294,7 +309,11 @@ impl Config {
 
         if encoding_rs::Encoding::for_label(self.defaults.encoding.as_bytes()).is_none() {
             let at = text.find("encoding").unwrap_or(0);
-            error(at, "defaults.encoding".into(), format!("unknown encoding {:?}", self.defaults.encoding));
+            error(
+                at,
+                "defaults.encoding".into(),
+                format!("unknown encoding {:?}", self.defaults.encoding),
+            );
         }
 
         let mut seen = std::collections::HashMap::new();
@@ -302,7 +321,15 @@ impl Config {
             let at = s.name.span().start;
             let field = |key: &str| format!("source[{i}].{key}");
             if let Some(first) = seen.insert(s.name.get_ref().clone(), at) {
-                error(at, field("name"), format!("{:?} is already the name of the source at line {}", s.name.get_ref(), line_of(text, first)));
+                error(
+                    at,
+                    field("name"),
+                    format!(
+                        "{:?} is already the name of the source at line {}",
+                        s.name.get_ref(),
+                        line_of(text, first)
+                    ),
+                );
             }
             if let Some(format) = &s.format {
                 if let Err(e) = format.get_ref().parse::<vpnledger_parsers::FormatChoice>() {
@@ -311,7 +338,11 @@ impl Config {
             }
             if let Some(enc) = &s.encoding {
                 if encoding_rs::Encoding::for_label(enc.get_ref().as_bytes()).is_none() {
-                    error(enc.span().start, field("encoding"), format!("unknown encoding {:?}", enc.get_ref()));
+                    error(
+                        enc.span().start,
+                        field("encoding"),
+                        format!("unknown encoding {:?}", enc.get_ref()),
+                    );
                 }
             }
             let missing = match s.kind {
@@ -336,28 +367,60 @@ impl Config {
         for (i, site) in self.sites.iter().enumerate() {
             let at = site.id.span().start;
             if let Some(first) = site_ids.insert(site.id.get_ref().clone(), at) {
-                error(at, format!("site[{i}].id"), format!("{:?} is already the id of the site at line {}", site.id.get_ref(), line_of(text, first)));
+                error(
+                    at,
+                    format!("site[{i}].id"),
+                    format!(
+                        "{:?} is already the id of the site at line {}",
+                        site.id.get_ref(),
+                        line_of(text, first)
+                    ),
+                );
             }
             let mut names = std::collections::HashSet::new();
             for (j, device) in site.devices.iter().enumerate() {
                 if !names.insert(device.name.get_ref().to_lowercase()) {
-                    error(device.name.span().start, format!("site[{i}].device[{j}].name"), format!("{:?} appears twice in site {:?}", device.name.get_ref(), site.id.get_ref()));
+                    error(
+                        device.name.span().start,
+                        format!("site[{i}].device[{j}].name"),
+                        format!(
+                            "{:?} appears twice in site {:?}",
+                            device.name.get_ref(),
+                            site.id.get_ref()
+                        ),
+                    );
                 }
             }
         }
 
         let mut tech_ids = std::collections::HashMap::new();
-        let mut identities: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        let mut identities: std::collections::HashMap<String, String> =
+            std::collections::HashMap::new();
         for (i, tech) in self.technicians.iter().enumerate() {
             let at = tech.id.span().start;
             if let Some(first) = tech_ids.insert(tech.id.get_ref().clone(), at) {
-                error(at, format!("technician[{i}].id"), format!("{:?} is already the id of the technician at line {}", tech.id.get_ref(), line_of(text, first)));
+                error(
+                    at,
+                    format!("technician[{i}].id"),
+                    format!(
+                        "{:?} is already the id of the technician at line {}",
+                        tech.id.get_ref(),
+                        line_of(text, first)
+                    ),
+                );
             }
             for (j, identity) in tech.vpn.iter().enumerate() {
                 let key = crate::inventory::normalize_identity(identity.get_ref());
                 if let Some(owner) = identities.insert(key, tech.id.get_ref().clone()) {
                     if owner != *tech.id.get_ref() {
-                        error(identity.span().start, format!("technician[{i}].vpn[{j}]"), format!("identity {:?} already belongs to technician {owner:?}", identity.get_ref()));
+                        error(
+                            identity.span().start,
+                            format!("technician[{i}].vpn[{j}]"),
+                            format!(
+                                "identity {:?} already belongs to technician {owner:?}",
+                                identity.get_ref()
+                            ),
+                        );
                     }
                 }
             }
@@ -379,12 +442,18 @@ impl Config {
 
 /// The 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The key on the line of `offset`, to name the field of a TOML error.
 fn field_at(text: &str, offset: usize) -> String {
-    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
     let line = text[start..].lines().next().unwrap_or("");
     match line.split_once('=') {
         Some((key, _)) => key.trim().to_owned(),
@@ -414,7 +483,11 @@ mod tests {
         assert_eq!(err.0.len(), 1);
         assert_eq!(err.0[0].line, Some(3));
         assert_eq!(err.0[0].field, "timezon");
-        assert!(err.0[0].message.contains("unknown field `timezon`"), "{}", err.0[0].message);
+        assert!(
+            err.0[0].message.contains("unknown field `timezon`"),
+            "{}",
+            err.0[0].message
+        );
     }
 
     #[test]
@@ -432,7 +505,9 @@ mod tests {
         let lines: Vec<String> = err.0.iter().map(|e| e.to_string()).collect();
         assert_eq!(lines.len(), 5, "{lines:#?}");
         assert!(lines[0].starts_with("test.toml:2: source[0].kind: a file source needs path"));
-        assert!(lines[1].starts_with("test.toml:6: source[1].name: \"a\" is already the name of the source at line 2"));
+        assert!(lines[1].starts_with(
+            "test.toml:6: source[1].name: \"a\" is already the name of the source at line 2"
+        ));
         assert!(lines[2].starts_with("test.toml:8: source[1].format: unknown format \"cisco\""));
         assert!(lines[3].starts_with("test.toml:6: source[1].kind: a syslog source needs udp"));
         assert!(lines[4].starts_with("test.toml:16: technician[1].vpn[0]: identity \"DOM\\\\j.martin\" already belongs to technician \"x\""));

@@ -74,7 +74,9 @@ impl SourceSettings {
             name: name.to_owned(),
             gateway: source.and_then(|s| s.gateway.clone()),
             format: format.unwrap_or(configured_format),
-            zone: zone.or(source.and_then(|s| s.timezone)).unwrap_or(config.defaults.timezone),
+            zone: zone
+                .or(source.and_then(|s| s.timezone))
+                .unwrap_or(config.defaults.timezone),
             encoding,
             drop_prefixes: source
                 .and_then(|s| s.drop_prefixes.clone())
@@ -102,7 +104,9 @@ impl SourceSettings {
     pub fn names_a_drop(&self, label: Option<&str>) -> bool {
         let Some(label) = label else { return false };
         let label = label.to_ascii_uppercase();
-        self.drop_prefixes.iter().any(|word| label.contains(&word.to_ascii_uppercase()))
+        self.drop_prefixes
+            .iter()
+            .any(|word| label.contains(&word.to_ascii_uppercase()))
     }
 }
 
@@ -165,7 +169,11 @@ pub fn ingest_inputs(
 ) -> anyhow::Result<IngestSummary> {
     let mut total = IngestSummary::default();
     for path in inputs {
-        let input = if path.as_os_str() == "-" { Input::Stdin } else { Input::Path(path) };
+        let input = if path.as_os_str() == "-" {
+            Input::Stdin
+        } else {
+            Input::Path(path)
+        };
         total.add(ingest(store, input, settings, year, received)?);
     }
     Ok(total)
@@ -214,19 +222,32 @@ pub fn ingest(
         match input {
             Input::Stdin => ("-".into(), Box::new(BufReader::new(std::io::stdin())), None),
             Input::Path(path) => {
-                let file = File::open(path).map_err(|e| {
-                    BadInput(format!("{}: cannot open: {e}", path.display()))
-                })?;
-                let modified = file.metadata().ok().and_then(|m| m.modified().ok()).map(DateTime::<Utc>::from);
-                (path.display().to_string(), Box::new(BufReader::with_capacity(1 << 20, file)), modified)
+                let file = File::open(path)
+                    .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
+                let modified = file
+                    .metadata()
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .map(DateTime::<Utc>::from);
+                (
+                    path.display().to_string(),
+                    Box::new(BufReader::with_capacity(1 << 20, file)),
+                    modified,
+                )
             }
         };
 
     // The first line names the file and tells a status snapshot apart.
     let mut first = Vec::new();
-    reader.read_until(b'\n', &mut first).with_context(|| format!("{label}: cannot read"))?;
+    reader
+        .read_until(b'\n', &mut first)
+        .with_context(|| format!("{label}: cannot read"))?;
     if first.is_empty() {
-        return Ok(IngestSummary { files: 1, unchanged_files: 1, ..Default::default() });
+        return Ok(IngestSummary {
+            files: 1,
+            unchanged_files: 1,
+            ..Default::default()
+        });
     }
     let first_text = String::from_utf8_lossy(&first);
     let is_status = match settings.format {
@@ -235,11 +256,19 @@ pub fn ingest(
     };
     if is_status {
         let mut content = first;
-        reader.take(MAX_STATUS_BYTES).read_to_end(&mut content).with_context(|| format!("{label}: cannot read"))?;
+        reader
+            .take(MAX_STATUS_BYTES)
+            .read_to_end(&mut content)
+            .with_context(|| format!("{label}: cannot read"))?;
         return ingest_status(store, &label, &content, settings, received);
     }
     if !first.ends_with(b"\n") {
-        return Ok(IngestSummary { files: 1, partial_lines: 1, unchanged_files: 1, ..Default::default() });
+        return Ok(IngestSummary {
+            files: 1,
+            partial_lines: 1,
+            unchanged_files: 1,
+            ..Default::default()
+        });
     }
 
     let fingerprint = fingerprint(&first);
@@ -250,7 +279,10 @@ pub fn ingest(
         Some(c) => (
             c.offset,
             c.line,
-            YearRule::Sequential { year: c.year.unwrap_or(received.year()), last_month: c.last_month },
+            YearRule::Sequential {
+                year: c.year.unwrap_or(received.year()),
+                last_month: c.last_month,
+            },
         ),
         None => {
             let first_year = match (year, &input_path(&label)) {
@@ -262,7 +294,14 @@ pub fn ingest(
                     received.with_timezone(&settings.zone).year()
                 }
             };
-            (0, 0, YearRule::Sequential { year: first_year, last_month: None })
+            (
+                0,
+                0,
+                YearRule::Sequential {
+                    year: first_year,
+                    last_month: None,
+                },
+            )
         }
     };
 
@@ -276,14 +315,19 @@ pub fn ingest(
         offset: start_offset,
         line: start_line,
         rows: Vec::with_capacity(BATCH_LINES / 4),
-        summary: IngestSummary { files: 1, ..Default::default() },
+        summary: IngestSummary {
+            files: 1,
+            ..Default::default()
+        },
     };
     let mut digest = store.last_digest()?;
     let mut buffer = Vec::with_capacity(4096);
     let mut lines_in_batch = 0;
     loop {
         buffer.clear();
-        let n = reader.read_until(b'\n', &mut buffer).with_context(|| format!("{label}: cannot read"))?;
+        let n = reader
+            .read_until(b'\n', &mut buffer)
+            .with_context(|| format!("{label}: cannot read"))?;
         if n == 0 {
             break;
         }
@@ -319,7 +363,8 @@ fn reader_at(
 ) -> anyhow::Result<Box<dyn BufRead>> {
     match path {
         Some(path) => {
-            let mut file = File::open(path).map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
+            let mut file = File::open(path)
+                .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
             file.seek(SeekFrom::Start(offset))?;
             Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
         }
@@ -328,7 +373,10 @@ fn reader_at(
             if offset == 0 {
                 Ok(Box::new(std::io::Cursor::new(first).chain(reader)))
             } else {
-                std::io::copy(&mut (&mut reader).take(offset.saturating_sub(first_len)), &mut std::io::sink())?;
+                std::io::copy(
+                    &mut (&mut reader).take(offset.saturating_sub(first_len)),
+                    &mut std::io::sink(),
+                )?;
                 Ok(reader)
             }
         }
@@ -339,7 +387,8 @@ fn reader_at(
 /// modification time dates the last line, and every time the month goes
 /// back between two lines a year began.
 pub fn first_line_year(path: &Path, modified: DateTime<Utc>, zone: Tz) -> anyhow::Result<i32> {
-    let file = File::open(path).map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
+    let file =
+        File::open(path).map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
     let mut rollovers = 0;
     let mut last_month: Option<u32> = None;
     let mut buffer = Vec::new();
@@ -369,8 +418,17 @@ pub fn first_line_year(path: &Path, modified: DateTime<Utc>, zone: Tz) -> anyhow
 
 /// A row waiting for the next commit.
 enum Row {
-    Record { record: RecordRow, event: Option<EventRow>, traffic: Option<TrafficRow> },
-    Unparsed { line: u64, offset: u64, raw: Vec<u8>, reason: String },
+    Record {
+        record: RecordRow,
+        event: Option<Box<EventRow>>,
+        traffic: Option<TrafficRow>,
+    },
+    Unparsed {
+        line: u64,
+        offset: u64,
+        raw: Vec<u8>,
+        reason: String,
+    },
 }
 
 struct RecordRow {
@@ -436,7 +494,10 @@ fn time_flag_name(flag: vpnledger_parsers::TimeFlag) -> &'static str {
 
 /// Decodes a line: UTF-8 when it is, else the source's legacy encoding —
 /// never U+FFFD in place of a letter.
-pub fn decode<'b>(raw: &'b [u8], encoding: &'static Encoding) -> (Cow<'b, str>, Option<&'static str>) {
+pub fn decode<'b>(
+    raw: &'b [u8],
+    encoding: &'static Encoding,
+) -> (Cow<'b, str>, Option<&'static str>) {
     match std::str::from_utf8(raw) {
         Ok(text) => (Cow::Borrowed(text), None),
         Err(_) => {
@@ -462,10 +523,21 @@ impl Reading<'_> {
 
     fn keep_unparsed(&mut self, raw: &[u8], offset: u64, reason: String) {
         self.summary.unparsed += 1;
-        self.rows.push(Row::Unparsed { line: self.line, offset, raw: raw.to_vec(), reason });
+        self.rows.push(Row::Unparsed {
+            line: self.line,
+            offset,
+            raw: raw.to_vec(),
+            reason,
+        });
     }
 
-    fn keep_parsed(&mut self, parsed: Parsed<'_>, raw: &[u8], encoding: Option<&'static str>, offset: u64) {
+    fn keep_parsed(
+        &mut self,
+        parsed: Parsed<'_>,
+        raw: &[u8],
+        encoding: Option<&'static str>,
+        offset: u64,
+    ) {
         // The time is resolved for every line, not only those with an
         // event: the year and DST rules follow the file's sequence.
         let resolved = match self.resolver.resolve(&parsed.envelope.time, self.received) {
@@ -511,15 +583,27 @@ impl Reading<'_> {
                 };
                 (None, Some(row))
             }
-            other => (Some(event_row(other, since)), None),
+            other => (Some(Box::new(event_row(other, since))), None),
         };
-        self.rows.push(Row::Record { record, event: event_row, traffic: traffic_row });
+        self.rows.push(Row::Record {
+            record,
+            event: event_row,
+            traffic: traffic_row,
+        });
     }
 
     /// Writes the pending rows and the checkpoint in one transaction.
     fn commit(&mut self, store: &mut Store, digest: &mut String) -> anyhow::Result<()> {
         let tx = store.conn.transaction()?;
-        write_rows(&tx, &self.settings.name, self.fingerprint, self.path, self.received, &self.rows, digest)?;
+        write_rows(
+            &tx,
+            &self.settings.name,
+            self.fingerprint,
+            self.path,
+            self.received,
+            &self.rows,
+            digest,
+        )?;
         let (year, last_month) = match self.resolver.year_rule() {
             YearRule::Sequential { year, last_month } => (Some(year), last_month),
             YearRule::ClosestToReceived => (None, None),
@@ -558,7 +642,13 @@ fn event_row(event: &Event<'_>, since: Option<i64>) -> EventRow {
     let o = |v: Option<&str>| v.map(str::to_owned);
     let kind = event.kind();
     match event {
-        Event::SessionStarted { user, instance, remote_ip, remote_port, tunnel } => EventRow {
+        Event::SessionStarted {
+            user,
+            instance,
+            remote_ip,
+            remote_port,
+            tunnel,
+        } => EventRow {
             kind,
             user: s(user),
             instance: s(instance),
@@ -567,14 +657,23 @@ fn event_row(event: &Event<'_>, since: Option<i64>) -> EventRow {
             tunnel: o(*tunnel),
             ..Default::default()
         },
-        Event::AddressAssigned { user, instance, virtual_ip } => EventRow {
+        Event::AddressAssigned {
+            user,
+            instance,
+            virtual_ip,
+        } => EventRow {
             kind,
             user: o(*user),
             instance: s(instance),
             virtual_ip: Some(virtual_ip.to_string()),
             ..Default::default()
         },
-        Event::SessionEnded { user, instance, reason, detail } => EventRow {
+        Event::SessionEnded {
+            user,
+            instance,
+            reason,
+            detail,
+        } => EventRow {
             kind,
             user: o(*user),
             instance: s(instance),
@@ -582,22 +681,34 @@ fn event_row(event: &Event<'_>, since: Option<i64>) -> EventRow {
             detail: s(detail),
             ..Default::default()
         },
-        Event::UserAuthenticated { user, instance } => {
-            EventRow { kind, user: s(user), instance: o(*instance), ..Default::default() }
-        }
-        Event::AuthFailed { user, instance, detail } => EventRow {
+        Event::UserAuthenticated { user, instance } => EventRow {
+            kind,
+            user: s(user),
+            instance: o(*instance),
+            ..Default::default()
+        },
+        Event::AuthFailed {
+            user,
+            instance,
+            detail,
+        } => EventRow {
             kind,
             user: o(*user),
             instance: o(*instance),
             detail: s(detail),
             ..Default::default()
         },
-        Event::ClientReplaced { user, instance } => {
-            EventRow { kind, user: s(user), instance: s(instance), ..Default::default() }
-        }
-        Event::GatewayStopped { detail } | Event::GatewayStarted { detail } => {
-            EventRow { kind, detail: s(detail), ..Default::default() }
-        }
+        Event::ClientReplaced { user, instance } => EventRow {
+            kind,
+            user: s(user),
+            instance: s(instance),
+            ..Default::default()
+        },
+        Event::GatewayStopped { detail } | Event::GatewayStarted { detail } => EventRow {
+            kind,
+            detail: s(detail),
+            ..Default::default()
+        },
         Event::StatusClient(c) => EventRow {
             kind,
             user: s(c.user),
@@ -613,15 +724,27 @@ fn event_row(event: &Event<'_>, since: Option<i64>) -> EventRow {
             since,
             ..Default::default()
         },
-        Event::StatusSnapshot { clients, .. } => {
-            EventRow { kind, detail: Some(format!("{clients} clients listed")), ..Default::default() }
-        }
-        Event::Traffic(_) => EventRow { kind, ..Default::default() },
+        Event::StatusSnapshot { clients, .. } => EventRow {
+            kind,
+            detail: Some(format!("{clients} clients listed")),
+            ..Default::default()
+        },
+        Event::Traffic(_) => EventRow {
+            kind,
+            ..Default::default()
+        },
     }
 }
 
 /// The digest that chains a record to the one before it.
-fn chain(previous: &str, source: &str, fingerprint: &str, line: u64, ts: i64, raw: &[u8]) -> String {
+fn chain(
+    previous: &str,
+    source: &str,
+    fingerprint: &str,
+    line: u64,
+    ts: i64,
+    raw: &[u8],
+) -> String {
     let mut h = Sha256::new();
     h.update(previous.as_bytes());
     h.update(source.as_bytes());
@@ -634,7 +757,14 @@ fn chain(previous: &str, source: &str, fingerprint: &str, line: u64, ts: i64, ra
 }
 
 /// Recomputes a record's digest, for `verify`.
-pub fn record_digest(previous: &str, source: &str, fingerprint: &str, line: u64, ts: i64, raw: &[u8]) -> String {
+pub fn record_digest(
+    previous: &str,
+    source: &str,
+    fingerprint: &str,
+    line: u64,
+    ts: i64,
+    raw: &[u8],
+) -> String {
     chain(previous, source, fingerprint, line, ts, raw)
 }
 
@@ -666,7 +796,12 @@ fn write_rows(
     )?;
     for row in rows {
         match row {
-            Row::Unparsed { line, offset, raw, reason } => {
+            Row::Unparsed {
+                line,
+                offset,
+                raw,
+                reason,
+            } => {
                 insert_unparsed.execute(params![
                     source,
                     fingerprint,
@@ -678,7 +813,11 @@ fn write_rows(
                     reason
                 ])?;
             }
-            Row::Record { record: r, event, traffic } => {
+            Row::Record {
+                record: r,
+                event,
+                traffic,
+            } => {
                 *digest = chain(digest, source, fingerprint, r.line, r.ts, &r.raw);
                 insert_record.execute(params![
                     source,
@@ -740,7 +879,11 @@ fn ingest_status(
 ) -> anyhow::Result<IngestSummary> {
     let fingerprint = fingerprint(content);
     if load_checkpoint(store, &fingerprint)?.is_some() {
-        return Ok(IngestSummary { files: 1, unchanged_files: 1, ..Default::default() });
+        return Ok(IngestSummary {
+            files: 1,
+            unchanged_files: 1,
+            ..Default::default()
+        });
     }
     let (text, encoding) = decode(content, settings.encoding);
     let lines = parse_status(&text);
@@ -753,7 +896,10 @@ fn ingest_status(
         offset: content.len() as u64,
         line: 0,
         rows: Vec::new(),
-        summary: IngestSummary { files: 1, ..Default::default() },
+        summary: IngestSummary {
+            files: 1,
+            ..Default::default()
+        },
     };
     let mut line_offset = 0u64;
     for line in &lines {
@@ -775,13 +921,15 @@ fn ingest_status(
             }
         };
         let since = match event {
-            Event::StatusClient(c) => match reading.resolver.resolve(&c.connected_since, received) {
-                Ok(r) => Some(to_micros(r.at)),
-                Err(e) => {
-                    reading.keep_unparsed(raw, offset, format!("time: {e}"));
-                    continue;
+            Event::StatusClient(c) => {
+                match reading.resolver.resolve(&c.connected_since, received) {
+                    Ok(r) => Some(to_micros(r.at)),
+                    Err(e) => {
+                        reading.keep_unparsed(raw, offset, format!("time: {e}"));
+                        continue;
+                    }
                 }
-            },
+            }
             _ => None,
         };
         let record = RecordRow {

@@ -123,7 +123,11 @@ impl Inventory {
                 .map(|t| Technician {
                     id: t.id.get_ref().clone(),
                     name: t.name.clone(),
-                    identities: t.vpn.iter().map(|v| normalize_identity(v.get_ref())).collect(),
+                    identities: t
+                        .vpn
+                        .iter()
+                        .map(|v| normalize_identity(v.get_ref()))
+                        .collect(),
                 })
                 .collect(),
         }
@@ -132,7 +136,9 @@ impl Inventory {
     /// The technician a VPN identity belongs to.
     pub fn technician_of(&self, identity: &str) -> Option<&Technician> {
         let key = normalize_identity(identity);
-        self.technicians.iter().find(|t| t.identities.contains(&key))
+        self.technicians
+            .iter()
+            .find(|t| t.identities.contains(&key))
     }
 
     pub fn technician(&self, id: &str) -> Option<&Technician> {
@@ -150,7 +156,9 @@ impl Inventory {
 
     /// The named device at an address, if the inventory lists one.
     pub fn device_at(&self, ip: IpAddr) -> Option<(&Site, &Device)> {
-        self.sites.iter().find_map(|s| s.devices.iter().find(|d| d.ip == ip).map(|d| (s, d)))
+        self.sites
+            .iter()
+            .find_map(|s| s.devices.iter().find(|d| d.ip == ip).map(|d| (s, d)))
     }
 
     /// Whether a destination is inside a client's network: a site subnet or
@@ -176,12 +184,21 @@ mod tests {
     fn identities_match_ignoring_case_domain_and_realm() {
         assert_eq!(normalize_identity("INTEG\\J.Martin"), "j.martin");
         assert_eq!(normalize_identity("j.martin@integ.local"), "j.martin");
-        assert_eq!(normalize_identity("Le Gall, Jean-Marc"), "le gall, jean-marc");
+        assert_eq!(
+            normalize_identity("Le Gall, Jean-Marc"),
+            "le gall, jean-marc"
+        );
     }
 
     #[test]
     fn private_ranges() {
-        for ip in ["10.1.2.3", "172.16.0.1", "192.168.20.10", "100.64.0.1", "fd00::1"] {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.20.10",
+            "100.64.0.1",
+            "fd00::1",
+        ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["192.0.2.44", "8.8.8.8", "2001:db8::1", "100.128.0.1"] {

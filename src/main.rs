@@ -24,7 +24,11 @@ use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
 use vpnledger_parsers::{parse_line, Format, FormatChoice, TimeResolver, YearRule};
 
 #[derive(Parser)]
-#[command(name = "vpnledger", version, about = "Rebuilds VPN remote-access sessions from gateway logs and checks intervention reports against them")]
+#[command(
+    name = "vpnledger",
+    version,
+    about = "Rebuilds VPN remote-access sessions from gateway logs and checks intervention reports against them"
+)]
 struct Cli {
     /// The configuration file.
     #[arg(long, global = true, value_name = "FILE")]
@@ -162,13 +166,17 @@ enum AuditAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VPNLEDGER_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VPNLEDGER_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let usage = e.downcast_ref::<BadInput>().is_some() || e.downcast_ref::<ConfigErrors>().is_some();
+            let usage = e.downcast_ref::<BadInput>().is_some()
+                || e.downcast_ref::<ConfigErrors>().is_some();
             eprintln!("vpnledger: {e:#}");
             ExitCode::from(if usage { 2 } else { 1 })
         }
@@ -185,11 +193,16 @@ impl Context {
     fn load(cli: &Cli) -> anyhow::Result<Context> {
         let config = match &cli.config {
             Some(path) => Config::load(path)?,
-            None if Path::new(DEFAULT_CONFIG_PATH).exists() => Config::load(Path::new(DEFAULT_CONFIG_PATH))?,
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                Config::load(Path::new(DEFAULT_CONFIG_PATH))?
+            }
             // No configuration at all: the defaults, an empty inventory.
             None => Config::default(),
         };
-        Ok(Context { config, db: cli.db.clone() })
+        Ok(Context {
+            config,
+            db: cli.db.clone(),
+        })
     }
 
     fn store(&self) -> anyhow::Result<Store> {
@@ -211,47 +224,101 @@ impl Context {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::CheckConfig = cli.command {
-        let path = cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        let path = cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
         Config::load(&path)?;
         println!("{}: configuration is valid", path.display());
         return Ok(ExitCode::SUCCESS);
     }
     let ctx = Context::load(&cli)?;
     match cli.command {
-        Command::Ingest { source, reading, files } => cmd_ingest(&ctx, source, &reading, &files),
-        Command::Sessions { user, site, since, until, json, csv } => {
+        Command::Ingest {
+            source,
+            reading,
+            files,
+        } => cmd_ingest(&ctx, source, &reading, &files),
+        Command::Sessions {
+            user,
+            site,
+            since,
+            until,
+            json,
+            csv,
+        } => {
             let filter = SessionFilter {
                 user,
                 site,
-                since: since.as_deref().map(|s| period(s, ctx.zone(), false)).transpose()?,
-                until: until.as_deref().map(|s| period(s, ctx.zone(), true)).transpose()?,
+                since: since
+                    .as_deref()
+                    .map(|s| period(s, ctx.zone(), false))
+                    .transpose()?,
+                until: until
+                    .as_deref()
+                    .map(|s| period(s, ctx.zone(), true))
+                    .transpose()?,
             };
             cmd_sessions(&ctx, &filter, json, csv)
         }
         Command::Reports(command) => cmd_reports(&ctx, command),
-        Command::Audit { action: Some(AuditAction::Resolve { id, note }), .. } => cmd_resolve(&ctx, &id, &note),
-        Command::Audit { action: None, since, until, site, technician, kind, severity, json, csv } => {
+        Command::Audit {
+            action: Some(AuditAction::Resolve { id, note }),
+            ..
+        } => cmd_resolve(&ctx, &id, &note),
+        Command::Audit {
+            action: None,
+            since,
+            until,
+            site,
+            technician,
+            kind,
+            severity,
+            json,
+            csv,
+        } => {
             if let Some(k) = &kind {
                 if !reconcile::KINDS.contains(&k.as_str()) {
-                    return Err(BadInput(format!("--kind: unknown kind {k:?}; expected one of {}", reconcile::KINDS.join(", "))).into());
+                    return Err(BadInput(format!(
+                        "--kind: unknown kind {k:?}; expected one of {}",
+                        reconcile::KINDS.join(", ")
+                    ))
+                    .into());
                 }
             }
             let filter = AuditFilter {
-                since: since.as_deref().map(|s| period(s, ctx.zone(), false)).transpose()?,
-                until: until.as_deref().map(|s| period(s, ctx.zone(), true)).transpose()?,
+                since: since
+                    .as_deref()
+                    .map(|s| period(s, ctx.zone(), false))
+                    .transpose()?,
+                until: until
+                    .as_deref()
+                    .map(|s| period(s, ctx.zone(), true))
+                    .transpose()?,
                 site,
                 technician,
                 kind,
                 severity: severity
                     .as_deref()
-                    .map(|s| Severity::parse(s).ok_or_else(|| BadInput(format!("--severity: {s:?} is not info, warning or critical"))))
+                    .map(|s| {
+                        Severity::parse(s).ok_or_else(|| {
+                            BadInput(format!(
+                                "--severity: {s:?} is not info, warning or critical"
+                            ))
+                        })
+                    })
                     .transpose()?,
             };
             cmd_audit(&ctx, &filter, json, csv)
         }
         Command::CheckConfig => unreachable!("handled above"),
         Command::Verify => cmd_verify(&ctx),
-        Command::Parse { reading, json, stats, files } => cmd_parse(&ctx, &reading, json, stats, &files),
+        Command::Parse {
+            reading,
+            json,
+            stats,
+            files,
+        } => cmd_parse(&ctx, &reading, json, stats, &files),
     }
 }
 
@@ -262,22 +329,39 @@ fn period(text: &str, zone: Tz, end_of_day: bool) -> anyhow::Result<DateTime<Utc
     }
     let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| BadInput(format!("{text:?} is neither RFC 3339 nor YYYY-MM-DD")))?;
-    let day = if end_of_day { date.succ_opt().unwrap_or(date) } else { date };
+    let day = if end_of_day {
+        date.succ_opt().unwrap_or(date)
+    } else {
+        date
+    };
     let local = day.and_hms_opt(0, 0, 0).expect("midnight");
-    let t = zone.from_local_datetime(&local).earliest().ok_or_else(|| BadInput(format!("{text:?} has no midnight in {zone}")))?;
+    let t = zone
+        .from_local_datetime(&local)
+        .earliest()
+        .ok_or_else(|| BadInput(format!("{text:?} has no midnight in {zone}")))?;
     let t = t.with_timezone(&Utc);
-    Ok(if end_of_day { t - chrono::Duration::microseconds(1) } else { t })
+    Ok(if end_of_day {
+        t - chrono::Duration::microseconds(1)
+    } else {
+        t
+    })
 }
 
 fn format_choice(text: &str) -> anyhow::Result<FormatChoice> {
-    text.parse::<FormatChoice>().map_err(|e| BadInput(format!("--format: {e}")).into())
+    text.parse::<FormatChoice>()
+        .map_err(|e| BadInput(format!("--format: {e}")).into())
 }
 
 fn year_choice(year: Option<i32>) -> YearChoice {
     year.map_or(YearChoice::FromModificationTime, YearChoice::FirstLine)
 }
 
-fn cmd_ingest(ctx: &Context, source: Option<String>, reading: &Reading, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn cmd_ingest(
+    ctx: &Context,
+    source: Option<String>,
+    reading: &Reading,
+    files: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
     let format = format_choice(&reading.format)?;
     let explicit = (reading.format != "auto").then_some(format);
     let mut store = ctx.store()?;
@@ -287,7 +371,13 @@ fn cmd_ingest(ctx: &Context, source: Option<String>, reading: &Reading, files: &
         // Without --source, a file names its own source.
         let name = source.clone().unwrap_or_else(|| file.display().to_string());
         let settings = SourceSettings::resolve(&ctx.config, &name, reading.tz, explicit)?;
-        let summary = ingest::ingest_inputs(&mut store, std::slice::from_ref(file), &settings, year_choice(reading.year), received)?;
+        let summary = ingest::ingest_inputs(
+            &mut store,
+            std::slice::from_ref(file),
+            &settings,
+            year_choice(reading.year),
+            received,
+        )?;
         if summary.unparsed > 0 {
             tracing::warn!(file = %file.display(), unparsed = summary.unparsed, "lines not understood were kept in the unparsed table");
         }
@@ -301,24 +391,41 @@ fn cmd_ingest(ctx: &Context, source: Option<String>, reading: &Reading, files: &
         total.gateways.extend(summary.gateways);
     }
     let rules = SessionRules {
-        reconnect_grace: chrono::Duration::from_std(ctx.config.reconcile.reconnect_grace).unwrap_or(chrono::Duration::MAX),
+        reconnect_grace: chrono::Duration::from_std(ctx.config.reconcile.reconnect_grace)
+            .unwrap_or(chrono::Duration::MAX),
     };
     let gateways = total.gateways.clone();
-    let count = sessions::rebuild(&mut store, &ctx.inventory(), rules, gateways.iter().cloned())?;
+    let count = sessions::rebuild(
+        &mut store,
+        &ctx.inventory(),
+        rules,
+        gateways.iter().cloned(),
+    )?;
     println!(
         "ingested {} file(s): {} new line(s), {} record(s) with events ({} traffic), {} unparsed line(s) kept; {} file(s) had nothing new",
         total.files, total.lines, total.records, total.traffic, total.unparsed, total.unchanged_files
     );
     if total.partial_lines > 0 {
-        println!("{} last line(s) without a newline left for a later read", total.partial_lines);
+        println!(
+            "{} last line(s) without a newline left for a later read",
+            total.partial_lines
+        );
     }
     if !gateways.is_empty() {
-        println!("sessions rebuilt for {}: {count} session(s)", gateways.into_iter().collect::<Vec<_>>().join(", "));
+        println!(
+            "sessions rebuilt for {}: {count} session(s)",
+            gateways.into_iter().collect::<Vec<_>>().join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_sessions(ctx: &Context, filter: &SessionFilter, json: bool, csv: bool) -> anyhow::Result<ExitCode> {
+fn cmd_sessions(
+    ctx: &Context,
+    filter: &SessionFilter,
+    json: bool,
+    csv: bool,
+) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     let list = sessions::load(&store.conn, filter)?;
     if json {
@@ -326,7 +433,11 @@ fn cmd_sessions(ctx: &Context, filter: &SessionFilter, json: bool, csv: bool) ->
         return Ok(ExitCode::SUCCESS);
     }
     let devices = |s: &sessions::Session| {
-        s.devices.iter().map(|d| d.name.clone().unwrap_or_else(|| d.ip.clone())).collect::<Vec<_>>().join(" ")
+        s.devices
+            .iter()
+            .map(|d| d.name.clone().unwrap_or_else(|| d.ip.clone()))
+            .collect::<Vec<_>>()
+            .join(" ")
     };
     if csv {
         let rows: Vec<Vec<String>> = list
@@ -353,13 +464,40 @@ fn cmd_sessions(ctx: &Context, filter: &SessionFilter, json: bool, csv: bool) ->
             })
             .collect();
         write_csv(
-            &["id", "user", "technician", "start", "end", "end_reason", "end_inferred", "gateway", "tunnel", "sites", "virtual_ip", "remote_ip", "bytes_in", "bytes_out", "devices", "continues"],
+            &[
+                "id",
+                "user",
+                "technician",
+                "start",
+                "end",
+                "end_reason",
+                "end_inferred",
+                "gateway",
+                "tunnel",
+                "sites",
+                "virtual_ip",
+                "remote_ip",
+                "bytes_in",
+                "bytes_out",
+                "devices",
+                "continues",
+            ],
             &rows,
         )?;
         return Ok(ExitCode::SUCCESS);
     }
     let zone = ctx.zone();
-    let mut t = table(&["id", "user", "start", "end", "reason", "tunnel", "virtual ip", "remote ip", "devices"]);
+    let mut t = table(&[
+        "id",
+        "user",
+        "start",
+        "end",
+        "reason",
+        "tunnel",
+        "virtual ip",
+        "remote ip",
+        "devices",
+    ]);
     for s in &list {
         let reason = match (&s.end_reason, s.end_inferred) {
             (Some(r), true) => format!("{r} (inferred)"),
@@ -388,7 +526,8 @@ fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCod
     let inventory = ctx.inventory();
     match command {
         ReportsCommand::Import { file } => {
-            let text = std::fs::read_to_string(&file).map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
             let parsed = reports::parse_reports(&text, &inventory, &file.display().to_string())?;
             let summary = reports::import(&mut store, &parsed, Utc::now())?;
             println!(
@@ -400,7 +539,8 @@ fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCod
             );
         }
         ReportsCommand::Show { id, json } => {
-            let stored = reports::load(&store, &id)?.ok_or_else(|| BadInput(format!("no report with id {id:?}")))?;
+            let stored = reports::load(&store, &id)?
+                .ok_or_else(|| BadInput(format!("no report with id {id:?}")))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&stored.report)?);
             } else {
@@ -408,9 +548,11 @@ fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCod
             }
         }
         ReportsCommand::Prefill { id, json, write } => {
-            let stored = reports::load(&store, &id)?.ok_or_else(|| BadInput(format!("no report with id {id:?}")))?;
+            let stored = reports::load(&store, &id)?
+                .ok_or_else(|| BadInput(format!("no report with id {id:?}")))?;
             let all = sessions::load(&store.conn, &SessionFilter::default())?;
-            let prefill = reconcile::prefill(&store.conn, &stored.report, &all, &inventory, &ctx.rules())?;
+            let prefill =
+                reconcile::prefill(&store.conn, &stored.report, &all, &inventory, &ctx.rules())?;
             if write {
                 write_prefill(&mut store, &stored.report, &prefill)?;
             }
@@ -444,7 +586,18 @@ fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCod
 }
 
 const REPORT_COLUMNS: [&str; 12] = [
-    "id", "site", "date", "technician", "mode", "reason", "ticket", "remote_start", "remote_end", "remote_devices", "remote_tunnel", "status",
+    "id",
+    "site",
+    "date",
+    "technician",
+    "mode",
+    "reason",
+    "ticket",
+    "remote_start",
+    "remote_end",
+    "remote_devices",
+    "remote_tunnel",
+    "status",
 ];
 
 fn report_row(r: &reports::Report) -> Vec<String> {
@@ -468,9 +621,17 @@ fn report_row(r: &reports::Report) -> Vec<String> {
 }
 
 /// Fills the empty remote fields of a draft from the pre-fill.
-fn write_prefill(store: &mut Store, report: &reports::Report, prefill: &reconcile::Prefill) -> anyhow::Result<()> {
+fn write_prefill(
+    store: &mut Store,
+    report: &reports::Report,
+    prefill: &reconcile::Prefill,
+) -> anyhow::Result<()> {
     if report.status == reports::Status::Signed {
-        return Err(BadInput(format!("report {:?} is signed: a pre-fill never changes a signed report", report.id)).into());
+        return Err(BadInput(format!(
+            "report {:?} is signed: a pre-fill never changes a signed report",
+            report.id
+        ))
+        .into());
     }
     let mut updated = report.clone();
     let remote = updated.remote.get_or_insert_with(Default::default);
@@ -482,7 +643,12 @@ fn write_prefill(store: &mut Store, report: &reports::Report, prefill: &reconcil
         remote.end = text(&prefill.end.value);
     }
     if remote.devices.as_ref().is_none_or(|d| d.is_empty()) {
-        let devices: Vec<String> = prefill.devices.value.as_array().map(|a| a.iter().filter_map(|v| text(v)).collect()).unwrap_or_default();
+        let devices: Vec<String> = prefill
+            .devices
+            .value
+            .as_array()
+            .map(|a| a.iter().filter_map(text).collect())
+            .unwrap_or_default();
         if !devices.is_empty() {
             remote.devices = Some(devices);
         }
@@ -492,22 +658,53 @@ fn write_prefill(store: &mut Store, report: &reports::Report, prefill: &reconcil
     }
     let summary = reports::import(store, std::slice::from_ref(&updated), Utc::now())?;
     if summary.updated > 0 {
-        eprintln!("report {} updated from the logs (earlier version kept)", report.id);
+        eprintln!(
+            "report {} updated from the logs (earlier version kept)",
+            report.id
+        );
     }
     Ok(())
 }
 
 fn print_report(r: &reports::Report, version: i64, zone: Tz) {
-    let time = |v: &Option<String>| reports::Report::time(v).map_or_else(|| "-".to_owned(), |t| local_time(t, zone));
-    println!("report {} (version {version}, {})", r.id, json!(r.status).as_str().unwrap_or(""));
-    println!("  site: {}   date: {}   technician: {}", r.site.as_deref().unwrap_or("-"), r.date.as_deref().unwrap_or("-"), r.technician.as_deref().unwrap_or("-"));
-    println!("  mode: {}   reason: {}   ticket: {}", json!(r.mode).as_str().unwrap_or("-"), json!(r.reason).as_str().unwrap_or("-"), r.ticket.as_deref().unwrap_or("-"));
+    let time = |v: &Option<String>| {
+        reports::Report::time(v).map_or_else(|| "-".to_owned(), |t| local_time(t, zone))
+    };
+    println!(
+        "report {} (version {version}, {})",
+        r.id,
+        json!(r.status).as_str().unwrap_or("")
+    );
+    println!(
+        "  site: {}   date: {}   technician: {}",
+        r.site.as_deref().unwrap_or("-"),
+        r.date.as_deref().unwrap_or("-"),
+        r.technician.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  mode: {}   reason: {}   ticket: {}",
+        json!(r.mode).as_str().unwrap_or("-"),
+        json!(r.reason).as_str().unwrap_or("-"),
+        r.ticket.as_deref().unwrap_or("-")
+    );
     if let Some(remote) = &r.remote {
-        println!("  remote: {} to {} via {}", time(&remote.start), time(&remote.end), remote.tunnel.as_deref().unwrap_or("-"));
-        println!("  devices: {}", remote.devices.clone().unwrap_or_default().join(", "));
+        println!(
+            "  remote: {} to {} via {}",
+            time(&remote.start),
+            time(&remote.end),
+            remote.tunnel.as_deref().unwrap_or("-")
+        );
+        println!(
+            "  devices: {}",
+            remote.devices.clone().unwrap_or_default().join(", ")
+        );
     }
     if let Some(on_site) = &r.on_site {
-        println!("  on site: {} to {}", time(&on_site.arrival), time(&on_site.departure));
+        println!(
+            "  on site: {} to {}",
+            time(&on_site.arrival),
+            time(&on_site.departure)
+        );
     }
 }
 
@@ -515,24 +712,68 @@ fn print_prefill(p: &reconcile::Prefill, zone: Tz) {
     let time = |v: &serde_json::Value| {
         v.as_str()
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map_or_else(|| "unknown".to_owned(), |t| local_time(t.with_timezone(&Utc), zone))
+            .map_or_else(
+                || "unknown".to_owned(),
+                |t| local_time(t.with_timezone(&Utc), zone),
+            )
     };
-    println!("pre-fill of report {} from {} session(s): {}", p.report, p.sessions.len(), p.sessions.join(", "));
+    println!(
+        "pre-fill of report {} from {} session(s): {}",
+        p.report,
+        p.sessions.len(),
+        p.sessions.join(", ")
+    );
     let mut t = table(&["field", "value", "evidence"]);
-    let lines = |f: &reconcile::Filled| f.evidence.iter().map(|e| format!("{}:{} {}", e.source, e.line.unwrap_or(0), e.text)).collect::<Vec<_>>().join("\n");
-    t.add_row(vec!["start".to_owned(), time(&p.start.value), lines(&p.start)]);
+    let lines = |f: &reconcile::Filled| {
+        f.evidence
+            .iter()
+            .map(|e| format!("{}:{} {}", e.source, e.line.unwrap_or(0), e.text))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    t.add_row(vec![
+        "start".to_owned(),
+        time(&p.start.value),
+        lines(&p.start),
+    ]);
     t.add_row(vec!["end".to_owned(), time(&p.end.value), lines(&p.end)]);
-    let devices = p.devices.value.as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    let devices = p
+        .devices
+        .value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
     t.add_row(vec!["devices".to_owned(), devices, lines(&p.devices)]);
-    t.add_row(vec!["tunnel".to_owned(), p.tunnel.value.as_str().unwrap_or("unknown").to_owned(), lines(&p.tunnel)]);
+    t.add_row(vec![
+        "tunnel".to_owned(),
+        p.tunnel.value.as_str().unwrap_or("unknown").to_owned(),
+        lines(&p.tunnel),
+    ]);
     println!("{t}");
 }
 
-fn cmd_audit(ctx: &Context, filter: &AuditFilter, json: bool, csv: bool) -> anyhow::Result<ExitCode> {
+fn cmd_audit(
+    ctx: &Context,
+    filter: &AuditFilter,
+    json: bool,
+    csv: bool,
+) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     let all_reports = reports::load_all(&store)?;
     let all_sessions = sessions::load(&store.conn, &SessionFilter::default())?;
-    let found = reconcile::audit(&store.conn, &all_reports, &all_sessions, &ctx.inventory(), &ctx.rules(), Utc::now())?;
+    let found = reconcile::audit(
+        &store.conn,
+        &all_reports,
+        &all_sessions,
+        &ctx.inventory(),
+        &ctx.rules(),
+        Utc::now(),
+    )?;
     let shown: Vec<_> = found.into_iter().filter(|d| filter.keeps(d)).collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&shown)?);
@@ -558,11 +799,29 @@ fn cmd_audit(ctx: &Context, filter: &AuditFilter, json: bool, csv: bool) -> anyh
                     text(&d.expected),
                     text(&d.observed),
                     d.detail.clone(),
-                    d.resolution.as_ref().map(|r| format!("{} ({}): {}", r.by, r.at, r.note)).unwrap_or_default(),
+                    d.resolution
+                        .as_ref()
+                        .map(|r| format!("{} ({}): {}", r.by, r.at, r.note))
+                        .unwrap_or_default(),
                 ]
             })
             .collect();
-        write_csv(&["id", "kind", "severity", "report", "session", "site", "technician", "expected", "observed", "detail", "resolution"], &rows)?;
+        write_csv(
+            &[
+                "id",
+                "kind",
+                "severity",
+                "report",
+                "session",
+                "site",
+                "technician",
+                "expected",
+                "observed",
+                "detail",
+                "resolution",
+            ],
+            &rows,
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = table(&["id", "severity", "kind", "report", "site", "detail"]);
@@ -571,7 +830,14 @@ fn cmd_audit(ctx: &Context, filter: &AuditFilter, json: bool, csv: bool) -> anyh
             Some(r) => format!("{} [explained by {}: {}]", d.detail, r.by, r.note),
             None => d.detail.clone(),
         };
-        t.add_row(vec![d.id.clone(), d.severity.as_str().to_owned(), d.kind.to_owned(), d.report.clone().unwrap_or_default(), d.site.clone().unwrap_or_default(), detail]);
+        t.add_row(vec![
+            d.id.clone(),
+            d.severity.as_str().to_owned(),
+            d.kind.to_owned(),
+            d.report.clone().unwrap_or_default(),
+            d.site.clone().unwrap_or_default(),
+            detail,
+        ]);
     }
     println!("{t}");
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -579,7 +845,12 @@ fn cmd_audit(ctx: &Context, filter: &AuditFilter, json: bool, csv: bool) -> anyh
         *counts.entry(d.kind).or_default() += 1;
     }
     let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    println!("{} discrepancy(ies){}{}", shown.len(), if summary.is_empty() { "" } else { ": " }, summary.join(", "));
+    println!(
+        "{} discrepancy(ies){}{}",
+        shown.len(),
+        if summary.is_empty() { "" } else { ": " },
+        summary.join(", ")
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -587,11 +858,23 @@ fn cmd_resolve(ctx: &Context, id: &str, note: &str) -> anyhow::Result<ExitCode> 
     let store = ctx.store()?;
     let all_reports = reports::load_all(&store)?;
     let all_sessions = sessions::load(&store.conn, &SessionFilter::default())?;
-    let found = reconcile::audit(&store.conn, &all_reports, &all_sessions, &ctx.inventory(), &ctx.rules(), Utc::now())?;
+    let found = reconcile::audit(
+        &store.conn,
+        &all_reports,
+        &all_sessions,
+        &ctx.inventory(),
+        &ctx.rules(),
+        Utc::now(),
+    )?;
     if !found.iter().any(|d| d.id == id) {
-        return Err(BadInput(format!("no current discrepancy with id {id:?} (run `vpnledger audit` to list them)")).into());
+        return Err(BadInput(format!(
+            "no current discrepancy with id {id:?} (run `vpnledger audit` to list them)"
+        ))
+        .into());
     }
-    let by = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
+    let by = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
     reconcile::resolve(&store.conn, id, note, &by, Utc::now())?;
     println!("{id} explained by {by}");
     Ok(ExitCode::SUCCESS)
@@ -599,13 +882,22 @@ fn cmd_resolve(ctx: &Context, id: &str, note: &str) -> anyhow::Result<ExitCode> 
 
 fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
-    let mut stmt = store.conn.prepare("SELECT id, source, fingerprint, line, ts, raw, digest FROM records ORDER BY id")?;
+    let mut stmt = store.conn.prepare(
+        "SELECT id, source, fingerprint, line, ts, raw, digest FROM records ORDER BY id",
+    )?;
     let mut rows = stmt.query([])?;
     let mut previous = "0".repeat(64);
     let mut count = 0u64;
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
-        let expected = ingest::record_digest(&previous, &row.get::<_, String>(1)?, &row.get::<_, String>(2)?, row.get::<_, i64>(3)? as u64, row.get(4)?, &row.get::<_, Vec<u8>>(5)?);
+        let expected = ingest::record_digest(
+            &previous,
+            &row.get::<_, String>(1)?,
+            &row.get::<_, String>(2)?,
+            row.get::<_, i64>(3)? as u64,
+            row.get(4)?,
+            &row.get::<_, Vec<u8>>(5)?,
+        );
         let stored: String = row.get(6)?;
         if expected != stored {
             println!("record {id} was altered or removed before it: its digest does not follow from the records before it");
@@ -618,7 +910,13 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_parse(ctx: &Context, reading: &Reading, json: bool, stats: bool, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+fn cmd_parse(
+    ctx: &Context,
+    reading: &Reading,
+    json: bool,
+    stats: bool,
+    files: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
     let format = format_choice(&reading.format)?;
     let zone = reading.tz.unwrap_or(ctx.zone());
     let received = Utc::now();
@@ -627,7 +925,8 @@ fn cmd_parse(ctx: &Context, reading: &Reading, json: bool, stats: bool, files: &
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut total = 0u64;
     for file in files {
-        let bytes = std::fs::read(file).map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
+        let bytes = std::fs::read(file)
+            .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
         let name = file.display().to_string();
         let settings = SourceSettings::resolve(&ctx.config, &name, reading.tz, None)?;
         let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
@@ -638,16 +937,28 @@ fn cmd_parse(ctx: &Context, reading: &Reading, json: bool, stats: bool, files: &
         let year = match reading.year {
             Some(y) => y,
             None => {
-                let modified = std::fs::metadata(file).and_then(|m| m.modified()).map(DateTime::<Utc>::from).unwrap_or(received);
+                let modified = std::fs::metadata(file)
+                    .and_then(|m| m.modified())
+                    .map(DateTime::<Utc>::from)
+                    .unwrap_or(received);
                 ingest_year_from(file, modified, zone)?
             }
         };
-        let mut resolver = TimeResolver::new(zone, YearRule::Sequential { year, last_month: None });
+        let mut resolver = TimeResolver::new(
+            zone,
+            YearRule::Sequential {
+                year,
+                last_month: None,
+            },
+        );
         if is_status {
             let (text, _) = decode(&bytes, settings.encoding);
             for line in parse_status(&text) {
                 total += 1;
-                let timestamp = resolver.resolve(&line.time, received).ok().map(|r| format_utc(r.at));
+                let timestamp = resolver
+                    .resolve(&line.time, received)
+                    .ok()
+                    .map(|r| format_utc(r.at));
                 let key = match (&line.event, &line.error) {
                     (_, Some(_)) => "error".to_owned(),
                     (Some(e), None) => format!("openvpn-status {}", e.kind()),
@@ -674,14 +985,20 @@ fn cmd_parse(ctx: &Context, reading: &Reading, json: bool, stats: bool, files: &
             let (key, value) = match &parsed {
                 Ok(p) => {
                     let ts = resolver.resolve(&p.envelope.time, received);
-                    let key = format!("{} {}", p.envelope.format, p.event.as_ref().map_or("(no event)", |e| e.kind()));
-                    let value = (json || !stats).then(|| json!({
-                        "file": name, "line": index + 1, "format": p.envelope.format.name(),
-                        "timestamp": ts.as_ref().ok().map(|r| format_utc(r.at)),
-                        "host": p.envelope.host, "app": p.envelope.app, "pid": p.envelope.pid,
-                        "message": p.envelope.message, "event": p.event,
-                        "error": ts.err().map(|e| format!("time: {e}")),
-                    }));
+                    let key = format!(
+                        "{} {}",
+                        p.envelope.format,
+                        p.event.as_ref().map_or("(no event)", |e| e.kind())
+                    );
+                    let value = (json || !stats).then(|| {
+                        json!({
+                            "file": name, "line": index + 1, "format": p.envelope.format.name(),
+                            "timestamp": ts.as_ref().ok().map(|r| format_utc(r.at)),
+                            "host": p.envelope.host, "app": p.envelope.app, "pid": p.envelope.pid,
+                            "message": p.envelope.message, "event": p.event,
+                            "error": ts.err().map(|e| format!("time: {e}")),
+                        })
+                    });
                     (key, value)
                 }
                 Err(e) => {

@@ -8,14 +8,17 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 /// A table with our house style.
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     t.set_header(header.iter().copied());
     t
 }
 
 /// A time for people: local to the zone, with its offset.
 pub fn local_time(t: DateTime<Utc>, zone: Tz) -> String {
-    t.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S %Z").to_string()
+    t.with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
 }
 
 pub fn local_time_opt(t: Option<DateTime<Utc>>, zone: Tz) -> String {

@@ -58,7 +58,8 @@ pub struct Evidence {
 
 /// Loads the log lines of records, in the order given.
 pub fn evidence(conn: &Connection, records: &[i64]) -> anyhow::Result<Vec<Evidence>> {
-    let mut stmt = conn.prepare_cached("SELECT source, line, received, raw FROM records WHERE id = ?1")?;
+    let mut stmt =
+        conn.prepare_cached("SELECT source, line, received, raw FROM records WHERE id = ?1")?;
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for &id in records {
@@ -67,12 +68,23 @@ pub fn evidence(conn: &Connection, records: &[i64]) -> anyhow::Result<Vec<Eviden
         }
         let row = stmt
             .query_row([id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, i64>(2)?, r.get::<_, Vec<u8>>(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
             })
             .optional()?;
         if let Some((source, line, received, raw)) = row {
             let (text, _) = decode(&raw, encoding_rs::WINDOWS_1252);
-            out.push(Evidence { source, line, received: format_utc(from_micros(received)), text: text.into_owned(), record: id });
+            out.push(Evidence {
+                source,
+                line,
+                received: format_utc(from_micros(received)),
+                text: text.into_owned(),
+                record: id,
+            });
         }
     }
     Ok(out)
@@ -81,20 +93,28 @@ pub fn evidence(conn: &Connection, records: &[i64]) -> anyhow::Result<Vec<Eviden
 /// The first allowed traffic line from a session to a device: the evidence
 /// that it was reached.
 fn device_record(conn: &Connection, session: &Session, ip: &str) -> anyhow::Result<Option<i64>> {
-    let Some(vip) = &session.virtual_ip else { return Ok(None) };
+    let Some(vip) = &session.virtual_ip else {
+        return Ok(None);
+    };
     let end = session.end.map_or(i64::MAX, to_micros);
     Ok(conn
         .prepare_cached(
             "SELECT record_id FROM traffic WHERE gateway = ?1 AND src = ?2 AND dst = ?3
              AND ts >= ?4 AND ts <= ?5 AND allowed = 1 ORDER BY ts, id LIMIT 1",
         )?
-        .query_row(params![session.gateway, vip, ip, to_micros(session.start), end], |r| r.get(0))
+        .query_row(
+            params![session.gateway, vip, ip, to_micros(session.start), end],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 
 /// The time a report claims, before the margin: declared remote times,
 /// else on-site times, else its whole date in the site's zone.
-pub fn declared_window(report: &Report, inventory: &Inventory) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+pub fn declared_window(
+    report: &Report,
+    inventory: &Inventory,
+) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     if let (Some(s), Some(e)) = (report.remote_start(), report.remote_end()) {
         return Some((s, e));
     }
@@ -111,9 +131,18 @@ pub fn declared_window(report: &Report, inventory: &Inventory) -> Option<(DateTi
         }
     }
     let date = NaiveDate::parse_from_str(report.date.as_deref()?, "%Y-%m-%d").ok()?;
-    let zone = report.site.as_deref().map_or(chrono_tz::Europe::Paris, |s| inventory.zone_of(s));
-    let start = zone.from_local_datetime(&date.and_hms_opt(0, 0, 0)?).earliest()?.with_timezone(&Utc);
-    let end = zone.from_local_datetime(&date.succ_opt()?.and_hms_opt(0, 0, 0)?).earliest()?.with_timezone(&Utc);
+    let zone = report
+        .site
+        .as_deref()
+        .map_or(chrono_tz::Europe::Paris, |s| inventory.zone_of(s));
+    let start = zone
+        .from_local_datetime(&date.and_hms_opt(0, 0, 0)?)
+        .earliest()?
+        .with_timezone(&Utc);
+    let end = zone
+        .from_local_datetime(&date.succ_opt()?.and_hms_opt(0, 0, 0)?)
+        .earliest()?
+        .with_timezone(&Utc);
     Some((start, end))
 }
 
@@ -129,7 +158,11 @@ fn at_site(s: &Session, site: &str) -> bool {
 fn is_technicians(s: &Session, report: &Report, inventory: &Inventory) -> bool {
     match (&report.technician, &s.technician) {
         (Some(t), Some(st)) => t == st,
-        (Some(t), None) => inventory.technician(t).is_none() && crate::inventory::normalize_identity(&s.user) == crate::inventory::normalize_identity(t),
+        (Some(t), None) => {
+            inventory.technician(t).is_none()
+                && crate::inventory::normalize_identity(&s.user)
+                    == crate::inventory::normalize_identity(t)
+        }
         (None, _) => false,
     }
 }
@@ -141,13 +174,17 @@ pub fn backing_sessions<'s>(
     inventory: &Inventory,
     rules: &Rules,
 ) -> Vec<&'s Session> {
-    let (Some(site), Some((from, to))) = (report.site.as_deref(), declared_window(report, inventory)) else {
+    let (Some(site), Some((from, to))) =
+        (report.site.as_deref(), declared_window(report, inventory))
+    else {
         return Vec::new();
     };
     let (from, to) = (from - rules.match_margin, to + rules.match_margin);
     sessions
         .iter()
-        .filter(|s| at_site(s, site) && overlaps(s, from, to) && is_technicians(s, report, inventory))
+        .filter(|s| {
+            at_site(s, site) && overlaps(s, from, to) && is_technicians(s, report, inventory)
+        })
         .collect()
 }
 
@@ -161,7 +198,10 @@ fn device_label(site: Option<&Site>, inventory: &Inventory, ip: &str) -> String 
 
 /// Devices of the sessions that belong to the site, in order of first
 /// appearance, each with the session that reached it.
-fn devices_at_site<'s>(sessions: &[&'s Session], site: Option<&Site>) -> Vec<(String, &'s Session)> {
+fn devices_at_site<'s>(
+    sessions: &[&'s Session],
+    site: Option<&Site>,
+) -> Vec<(String, &'s Session)> {
     let mut out: Vec<(String, &Session)> = Vec::new();
     for s in sessions {
         for d in &s.devices {
@@ -211,16 +251,34 @@ pub fn prefill(
     let start = Filled {
         value: first.map_or(Value::Null, |s| json!(format_utc(s.start))),
         sessions: first.iter().map(|s| s.id.clone()).collect(),
-        evidence: evidence(conn, &first.and_then(|s| s.start_record).into_iter().collect::<Vec<_>>())?,
+        evidence: evidence(
+            conn,
+            &first
+                .and_then(|s| s.start_record)
+                .into_iter()
+                .collect::<Vec<_>>(),
+        )?,
     };
 
     // The end is unknown while any backing session is open.
     let any_open = backing.iter().any(|s| s.end.is_none());
-    let last = if any_open { None } else { backing.iter().max_by_key(|s| s.end) };
+    let last = if any_open {
+        None
+    } else {
+        backing.iter().max_by_key(|s| s.end)
+    };
     let end = Filled {
-        value: last.and_then(|s| s.end).map_or(Value::Null, |e| json!(format_utc(e))),
+        value: last
+            .and_then(|s| s.end)
+            .map_or(Value::Null, |e| json!(format_utc(e))),
         sessions: last.iter().map(|s| s.id.clone()).collect(),
-        evidence: evidence(conn, &last.and_then(|s| s.end_record).into_iter().collect::<Vec<_>>())?,
+        evidence: evidence(
+            conn,
+            &last
+                .and_then(|s| s.end_record)
+                .into_iter()
+                .collect::<Vec<_>>(),
+        )?,
     };
 
     let reached = devices_at_site(&backing, site);
@@ -229,7 +287,10 @@ pub fn prefill(
         device_records.extend(device_record(conn, s, ip)?);
     }
     let devices = Filled {
-        value: json!(reached.iter().map(|(ip, _)| device_label(site, inventory, ip)).collect::<Vec<_>>()),
+        value: json!(reached
+            .iter()
+            .map(|(ip, _)| device_label(site, inventory, ip))
+            .collect::<Vec<_>>()),
         sessions: unique(reached.iter().map(|(_, s)| s.id.clone())),
         evidence: evidence(conn, &device_records)?,
     };
@@ -242,9 +303,22 @@ pub fn prefill(
             many => json!(many.join(", ")),
         },
         sessions: ids.clone(),
-        evidence: evidence(conn, &backing.iter().filter_map(|s| s.start_record).collect::<Vec<_>>())?,
+        evidence: evidence(
+            conn,
+            &backing
+                .iter()
+                .filter_map(|s| s.start_record)
+                .collect::<Vec<_>>(),
+        )?,
     };
-    Ok(Prefill { report: report.id.clone(), start, end, devices, tunnel, sessions: ids })
+    Ok(Prefill {
+        report: report.id.clone(),
+        start,
+        end,
+        devices,
+        tunnel,
+        sessions: ids,
+    })
 }
 
 fn unique(items: impl Iterator<Item = String>) -> Vec<String> {
@@ -375,13 +449,20 @@ impl Finding {
 fn fmt_duration(d: Duration) -> String {
     let secs = d.num_seconds().abs();
     let sign = if d.num_seconds() < 0 { "-" } else { "" };
-    format!("{sign}{}h{:02}m{:02}s", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{sign}{}h{:02}m{:02}s",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// The union of the sessions' spans, clipped to nothing: the logged time.
 fn logged_time(sessions: &[&Session], now: DateTime<Utc>) -> Duration {
-    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> =
-        sessions.iter().map(|s| (s.start, s.end.unwrap_or(now))).collect();
+    let mut spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = sessions
+        .iter()
+        .map(|s| (s.start, s.end.unwrap_or(now)))
+        .collect();
     spans.sort();
     let mut total = Duration::zero();
     let mut current: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
@@ -425,7 +506,16 @@ pub fn audit(
         if !report.is_remote() {
             continue;
         }
-        check_remote_report(conn, report, &backing, sessions, inventory, rules, now, &mut findings)?;
+        check_remote_report(
+            conn,
+            report,
+            &backing,
+            sessions,
+            inventory,
+            rules,
+            now,
+            &mut findings,
+        )?;
     }
 
     unreported_sessions(sessions, &covered, &mut findings);
@@ -475,20 +565,31 @@ fn check_remote_report(
         let others: Vec<&Session> = match (report.site.as_deref(), window) {
             (Some(site_id), Some((from, to))) => sessions
                 .iter()
-                .filter(|s| at_site(s, site_id) && overlaps(s, from - rules.match_margin, to + rules.match_margin))
+                .filter(|s| {
+                    at_site(s, site_id)
+                        && overlaps(s, from - rules.match_margin, to + rules.match_margin)
+                })
                 .collect(),
             _ => Vec::new(),
         };
         let mut f = if others.is_empty() {
             let mut f = Finding::new("no_session", Severity::Critical, report);
-            f.detail = "no VPN session of the technician at the site backs this remote report".into();
+            f.detail =
+                "no VPN session of the technician at the site backs this remote report".into();
             f
         } else {
             let mut f = Finding::new("technician_mismatch", Severity::Critical, report);
-            let users = unique(others.iter().map(|s| s.technician.clone().unwrap_or_else(|| s.user.clone())));
+            let users = unique(
+                others
+                    .iter()
+                    .map(|s| s.technician.clone().unwrap_or_else(|| s.user.clone())),
+            );
             f.observed = json!(users);
             f.session = Some(others[0].id.clone());
-            f.detail = format!("the sessions at the site in the window belong to {}", users.join(", "));
+            f.detail = format!(
+                "the sessions at the site in the window belong to {}",
+                users.join(", ")
+            );
             f.records = others.iter().filter_map(|s| s.start_record).collect();
             f
         };
@@ -500,8 +601,18 @@ fn check_remote_report(
 
     let first = backing.iter().min_by_key(|s| s.start).expect("not empty");
     let open: Vec<&&Session> = backing.iter().filter(|s| s.end.is_none()).collect();
-    let last = backing.iter().filter(|s| s.end.is_some()).max_by_key(|s| s.end);
-    let session_span = Some((first.start, if open.is_empty() { last.and_then(|s| s.end) } else { None }));
+    let last = backing
+        .iter()
+        .filter(|s| s.end.is_some())
+        .max_by_key(|s| s.end);
+    let session_span = Some((
+        first.start,
+        if open.is_empty() {
+            last.and_then(|s| s.end)
+        } else {
+            None
+        },
+    ));
 
     if let Some(declared) = report.remote_start() {
         let diff = declared - first.start;
@@ -510,7 +621,11 @@ fn check_remote_report(
             f.expected = json!(format_utc(declared));
             f.observed = json!(format_utc(first.start));
             f.session = Some(first.id.clone());
-            f.detail = format!("declared start is {} from the logged start (tolerance {})", fmt_duration(diff), fmt_duration(rules.start_tolerance));
+            f.detail = format!(
+                "declared start is {} from the logged start (tolerance {})",
+                fmt_duration(diff),
+                fmt_duration(rules.start_tolerance)
+            );
             f.records = first.start_record.into_iter().collect();
             f.span = session_span;
             findings.push(f);
@@ -521,7 +636,8 @@ fn check_remote_report(
         let mut f = Finding::new("session_open", Severity::Info, report);
         f.session = Some(s.id.clone());
         f.observed = Value::Null;
-        f.detail = "the logs hold no end for this session: it is open, or its end was not logged".into();
+        f.detail =
+            "the logs hold no end for this session: it is open, or its end was not logged".into();
         f.records = s.start_record.into_iter().collect();
         f.span = Some((s.start, None));
         findings.push(f);
@@ -535,7 +651,11 @@ fn check_remote_report(
             f.expected = json!(format_utc(declared));
             f.observed = json!(format_utc(logged));
             f.session = Some(last.id.clone());
-            f.detail = format!("declared end is {} from the logged end (tolerance {})", fmt_duration(diff), fmt_duration(rules.end_tolerance));
+            f.detail = format!(
+                "declared end is {} from the logged end (tolerance {})",
+                fmt_duration(diff),
+                fmt_duration(rules.end_tolerance)
+            );
             f.records = last.end_record.into_iter().collect();
             f.span = session_span;
             findings.push(f);
@@ -549,8 +669,15 @@ fn check_remote_report(
             let mut f = Finding::new("duration_overstated", Severity::Critical, report);
             f.expected = json!(fmt_duration(declared));
             f.observed = json!(fmt_duration(logged));
-            f.detail = format!("declared {} of remote time, the logs show {}", fmt_duration(declared), fmt_duration(logged));
-            f.records = backing.iter().flat_map(|s| s.start_record.into_iter().chain(s.end_record)).collect();
+            f.detail = format!(
+                "declared {} of remote time, the logs show {}",
+                fmt_duration(declared),
+                fmt_duration(logged)
+            );
+            f.records = backing
+                .iter()
+                .flat_map(|s| s.start_record.into_iter().chain(s.end_record))
+                .collect();
             f.span = session_span;
             findings.push(f);
         }
@@ -558,7 +685,11 @@ fn check_remote_report(
 
     // Devices: declared ones resolved to addresses through the inventory.
     let reached = devices_at_site(backing, site);
-    let declared: Vec<String> = report.remote.as_ref().and_then(|r| r.devices.clone()).unwrap_or_default();
+    let declared: Vec<String> = report
+        .remote
+        .as_ref()
+        .and_then(|r| r.devices.clone())
+        .unwrap_or_default();
     let mut declared_ips: Vec<String> = Vec::new();
     for name in &declared {
         let ip = site
@@ -570,8 +701,13 @@ fn check_remote_report(
                 if !reached.iter().any(|(r, _)| *r == ip) {
                     let mut f = Finding::new("device_not_reached", Severity::Warning, report);
                     f.expected = json!(name);
-                    f.observed = json!(reached.iter().map(|(ip, _)| device_label(site, inventory, ip)).collect::<Vec<_>>());
-                    f.detail = format!("{name} ({ip}) is declared but no session of the report reached it");
+                    f.observed = json!(reached
+                        .iter()
+                        .map(|(ip, _)| device_label(site, inventory, ip))
+                        .collect::<Vec<_>>());
+                    f.detail = format!(
+                        "{name} ({ip}) is declared but no session of the report reached it"
+                    );
                     f.span = session_span;
                     findings.push(f);
                 }
@@ -580,7 +716,10 @@ fn check_remote_report(
             None => {
                 let mut f = Finding::new("device_not_reached", Severity::Warning, report);
                 f.expected = json!(name);
-                f.observed = json!(reached.iter().map(|(ip, _)| device_label(site, inventory, ip)).collect::<Vec<_>>());
+                f.observed = json!(reached
+                    .iter()
+                    .map(|(ip, _)| device_label(site, inventory, ip))
+                    .collect::<Vec<_>>());
                 f.detail = format!("{name:?} is neither a device of the site's inventory nor an IP address: nothing shows it was reached");
                 f.span = session_span;
                 findings.push(f);
@@ -594,7 +733,9 @@ fn check_remote_report(
             f.expected = json!(declared);
             f.observed = json!(label);
             f.session = Some(s.id.clone());
-            f.detail = format!("{label} ({ip}) was reached during the report's sessions but is not declared");
+            f.detail = format!(
+                "{label} ({ip}) was reached during the report's sessions but is not declared"
+            );
             f.records = device_record(conn, s, ip)?.into_iter().collect();
             f.span = session_span;
             findings.push(f);
@@ -611,7 +752,10 @@ fn check_remote_report(
             f.observed = json!(used);
             f.session = Some(first.id.clone());
             f.detail = match (of_site, used_it) {
-                (false, _) => format!("{tunnel:?} is not one of the site's tunnels; the sessions used {}", used.join(", ")),
+                (false, _) => format!(
+                    "{tunnel:?} is not one of the site's tunnels; the sessions used {}",
+                    used.join(", ")
+                ),
                 _ => format!("the sessions used {}, not {tunnel:?}", used.join(", ")),
             };
             f.records = backing.iter().filter_map(|s| s.start_record).collect();
@@ -624,7 +768,11 @@ fn check_remote_report(
 
 /// Sessions that reached a site's subnets and no report covers, once per
 /// visit (a reconnection continues the visit it resumes).
-fn unreported_sessions(sessions: &[Session], covered: &BTreeSet<(String, String)>, findings: &mut Vec<Finding>) {
+fn unreported_sessions(
+    sessions: &[Session],
+    covered: &BTreeSet<(String, String)>,
+    findings: &mut Vec<Finding>,
+) {
     let by_id: BTreeMap<&str, &Session> = sessions.iter().map(|s| (s.id.as_str(), s)).collect();
     // The first session of each visit, and every session of it.
     let mut visits: BTreeMap<String, Vec<&Session>> = BTreeMap::new();
@@ -652,7 +800,10 @@ fn unreported_sessions(sessions: &[Session], covered: &BTreeSet<(String, String)
             }
         }
         for site in sites {
-            if visit.iter().any(|s| covered.contains(&(s.id.clone(), site.clone()))) {
+            if visit
+                .iter()
+                .any(|s| covered.contains(&(s.id.clone(), site.clone())))
+            {
                 continue;
             }
             let last_end = visit.iter().filter_map(|s| s.end).max();
@@ -693,14 +844,22 @@ fn overlapping_reports(reports: &[Report], findings: &mut Vec<Finding>) {
             if a.technician.is_none() || a.technician != b.technician {
                 continue;
             }
-            let (Some((a0, a1)), Some((b0, b1))) = (claimed(a), claimed(b)) else { continue };
+            let (Some((a0, a1)), Some((b0, b1))) = (claimed(a), claimed(b)) else {
+                continue;
+            };
             if a0 < b1 && b0 < a1 {
                 let (from, to) = (a0.max(b0), a1.min(b1));
                 let mut f = Finding::new("overlapping_reports", Severity::Warning, b);
                 f.related_report = Some(a.id.clone());
                 f.expected = json!("no two reports of one technician at the same time");
                 f.observed = json!({"from": format_utc(from), "to": format_utc(to)});
-                f.detail = format!("{} and {} both claim {} from {}", a.id, b.id, fmt_duration(to - from), format_utc(from));
+                f.detail = format!(
+                    "{} and {} both claim {} from {}",
+                    a.id,
+                    b.id,
+                    fmt_duration(to - from),
+                    format_utc(from)
+                );
                 f.span = Some((from, Some(to)));
                 findings.push(f);
             }
@@ -726,7 +885,13 @@ fn discrepancy_id(f: &Finding) -> String {
         h.update([0]);
     }
     let digest = h.finalize();
-    format!("d-{}", digest[..6].iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "d-{}",
+        digest[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }
 
 fn load_resolutions(conn: &Connection) -> anyhow::Result<BTreeMap<String, Resolution>> {
@@ -734,14 +899,24 @@ fn load_resolutions(conn: &Connection) -> anyhow::Result<BTreeMap<String, Resolu
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,
-            Resolution { note: r.get(1)?, by: r.get(2)?, at: format_utc(from_micros(r.get(3)?)) },
+            Resolution {
+                note: r.get(1)?,
+                by: r.get(2)?,
+                at: format_utc(from_micros(r.get(3)?)),
+            },
         ))
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Records an auditor's explanation.
-pub fn resolve(conn: &Connection, id: &str, note: &str, by: &str, at: DateTime<Utc>) -> anyhow::Result<()> {
+pub fn resolve(
+    conn: &Connection,
+    id: &str,
+    note: &str,
+    by: &str,
+    at: DateTime<Utc>,
+) -> anyhow::Result<()> {
     conn.execute(
         "INSERT INTO resolutions (discrepancy, note, by, at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(discrepancy) DO UPDATE SET note = excluded.note, by = excluded.by, at = excluded.at",
@@ -764,10 +939,18 @@ pub struct AuditFilter {
 
 impl AuditFilter {
     pub fn keeps(&self, d: &Discrepancy) -> bool {
-        if self.site.as_ref().is_some_and(|s| d.site.as_ref() != Some(s)) {
+        if self
+            .site
+            .as_ref()
+            .is_some_and(|s| d.site.as_ref() != Some(s))
+        {
             return false;
         }
-        if self.technician.as_ref().is_some_and(|t| d.technician.as_ref() != Some(t)) {
+        if self
+            .technician
+            .as_ref()
+            .is_some_and(|t| d.technician.as_ref() != Some(t))
+        {
             return false;
         }
         if self.kind.as_ref().is_some_and(|k| d.kind != k) {

@@ -160,7 +160,10 @@ pub fn parse_report_time(text: &str, zone: chrono_tz::Tz) -> Result<DateTime<Utc
 impl Report {
     /// Parses a time of this report, in UTC.
     pub fn time(field: &Option<String>) -> Option<DateTime<Utc>> {
-        field.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
+        field
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
     }
 
     pub fn remote_start(&self) -> Option<DateTime<Utc>> {
@@ -192,8 +195,12 @@ impl Report {
             }
         }
         if let Some(date) = &self.date {
-            NaiveDate::parse_from_str(date, "%Y-%m-%d")
-                .map_err(|_| ("date".to_owned(), format!("{date:?} is not a date YYYY-MM-DD")))?;
+            NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| {
+                (
+                    "date".to_owned(),
+                    format!("{date:?} is not a date YYYY-MM-DD"),
+                )
+            })?;
         }
         let zone = self.site.as_deref().map_or(
             inventory.default_zone.unwrap_or(chrono_tz::Europe::Paris),
@@ -223,7 +230,10 @@ impl Report {
             normalise(&mut action.at, &format!("actions[{i}].at"))?;
         }
         if let Some(signatures) = &mut self.signatures {
-            for (who, sig) in [("technician", &mut signatures.technician), ("client", &mut signatures.client)] {
+            for (who, sig) in [
+                ("technician", &mut signatures.technician),
+                ("client", &mut signatures.client),
+            ] {
                 if let Some(sig) = sig {
                     normalise(&mut sig.at, &format!("signatures.{who}.at"))?;
                 }
@@ -242,22 +252,41 @@ pub struct ImportSummary {
 }
 
 /// Parses a JSON array of reports; errors name the record and field.
-pub fn parse_reports(text: &str, inventory: &Inventory, file: &str) -> Result<Vec<Report>, BadInput> {
+pub fn parse_reports(
+    text: &str,
+    inventory: &Inventory,
+    file: &str,
+) -> Result<Vec<Report>, BadInput> {
     let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| {
-        BadInput(format!("{file}: line {}: not a JSON array of reports: {e}", e.line()))
+        BadInput(format!(
+            "{file}: line {}: not a JSON array of reports: {e}",
+            e.line()
+        ))
     })?;
     let mut reports = Vec::with_capacity(values.len());
     let mut ids = std::collections::HashSet::new();
     for (index, value) in values.into_iter().enumerate() {
-        let id = value.get("id").and_then(|v| v.as_str()).unwrap_or("?").to_owned();
+        let id = value
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+            .to_owned();
         let mut report: Report = serde_path_to_error::deserialize(value).map_err(|e| {
-            BadInput(format!("{file}: report {index} (id {id:?}): field {}: {}", e.path(), e.inner()))
+            BadInput(format!(
+                "{file}: report {index} (id {id:?}): field {}: {}",
+                e.path(),
+                e.inner()
+            ))
         })?;
         report.validate(inventory).map_err(|(field, message)| {
-            BadInput(format!("{file}: report {index} (id {id:?}): field {field}: {message}"))
+            BadInput(format!(
+                "{file}: report {index} (id {id:?}): field {field}: {message}"
+            ))
         })?;
         if !ids.insert(report.id.clone()) {
-            return Err(BadInput(format!("{file}: report {index}: field id: {id:?} appears twice in the file")));
+            return Err(BadInput(format!(
+                "{file}: report {index}: field id: {id:?} appears twice in the file"
+            )));
         }
         reports.push(report);
     }
@@ -266,15 +295,21 @@ pub fn parse_reports(text: &str, inventory: &Inventory, file: &str) -> Result<Ve
 
 /// Stores reports, all in one transaction: new ones are added, changed
 /// ones keep their earlier version.
-pub fn import(store: &mut Store, reports: &[Report], now: DateTime<Utc>) -> anyhow::Result<ImportSummary> {
+pub fn import(
+    store: &mut Store,
+    reports: &[Report],
+    now: DateTime<Utc>,
+) -> anyhow::Result<ImportSummary> {
     let mut summary = ImportSummary::default();
     let tx = store.conn.transaction()?;
     for report in reports {
         let body = serde_json::to_string(report)?;
         let existing: Option<(i64, String, String)> = tx
-            .query_row("SELECT version, status, body FROM reports WHERE id = ?1", [&report.id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT version, status, body FROM reports WHERE id = ?1",
+                [&report.id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
         let status = status_name(report.status);
         match existing {
@@ -320,10 +355,19 @@ pub struct StoredReport {
 pub fn load(store: &Store, id: &str) -> anyhow::Result<Option<StoredReport>> {
     let row: Option<(String, i64)> = store
         .conn
-        .query_row("SELECT body, version FROM reports WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT body, version FROM reports WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
-    row.map(|(body, version)| Ok(StoredReport { report: serde_json::from_str(&body)?, version }))
-        .transpose()
+    row.map(|(body, version)| {
+        Ok(StoredReport {
+            report: serde_json::from_str(&body)?,
+            version,
+        })
+    })
+    .transpose()
 }
 
 pub fn load_all(store: &Store) -> anyhow::Result<Vec<Report>> {
@@ -352,7 +396,8 @@ mod tests {
     #[test]
     fn errors_name_the_record_and_field() {
         let inv = Inventory::default();
-        let text = r#"[{"id": "R1", "mode": "remote"}, {"id": "R2", "remote": {"start": "yesterday"}}]"#;
+        let text =
+            r#"[{"id": "R1", "mode": "remote"}, {"id": "R2", "remote": {"start": "yesterday"}}]"#;
         let err = parse_reports(text, &inv, "r.json").unwrap_err();
         assert_eq!(
             err.0,
@@ -360,7 +405,12 @@ mod tests {
         );
         let text = r#"[{"id": "R1", "reason": "whim"}]"#;
         let err = parse_reports(text, &inv, "r.json").unwrap_err();
-        assert!(err.0.starts_with("r.json: report 0 (id \"R1\"): field reason: unknown variant `whim`"), "{}", err.0);
+        assert!(
+            err.0
+                .starts_with("r.json: report 0 (id \"R1\"): field reason: unknown variant `whim`"),
+            "{}",
+            err.0
+        );
     }
 
     #[test]
@@ -368,17 +418,52 @@ mod tests {
         let mut store = Store::in_memory();
         let inv = Inventory::default();
         let now = Utc::now();
-        let v1 = parse_reports(r#"[{"id": "R1", "status": "signed", "recommendations": "a"}]"#, &inv, "x").unwrap();
-        assert_eq!(import(&mut store, &v1, now).unwrap(), ImportSummary { added: 1, updated: 0, unchanged: 0 });
-        assert_eq!(import(&mut store, &v1, now).unwrap(), ImportSummary { added: 0, updated: 0, unchanged: 1 });
-        let v2 = parse_reports(r#"[{"id": "R1", "status": "signed", "recommendations": "b"}]"#, &inv, "x").unwrap();
-        assert_eq!(import(&mut store, &v2, now).unwrap(), ImportSummary { added: 0, updated: 1, unchanged: 0 });
+        let v1 = parse_reports(
+            r#"[{"id": "R1", "status": "signed", "recommendations": "a"}]"#,
+            &inv,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            import(&mut store, &v1, now).unwrap(),
+            ImportSummary {
+                added: 1,
+                updated: 0,
+                unchanged: 0
+            }
+        );
+        assert_eq!(
+            import(&mut store, &v1, now).unwrap(),
+            ImportSummary {
+                added: 0,
+                updated: 0,
+                unchanged: 1
+            }
+        );
+        let v2 = parse_reports(
+            r#"[{"id": "R1", "status": "signed", "recommendations": "b"}]"#,
+            &inv,
+            "x",
+        )
+        .unwrap();
+        assert_eq!(
+            import(&mut store, &v2, now).unwrap(),
+            ImportSummary {
+                added: 0,
+                updated: 1,
+                unchanged: 0
+            }
+        );
         let stored = load(&store, "R1").unwrap().unwrap();
         assert_eq!(stored.version, 2);
         assert_eq!(stored.report.recommendations.as_deref(), Some("b"));
         let old: String = store
             .conn
-            .query_row("SELECT body FROM report_versions WHERE id = 'R1' AND version = 1", [], |r| r.get(0))
+            .query_row(
+                "SELECT body FROM report_versions WHERE id = 'R1' AND version = 1",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert!(old.contains("\"recommendations\":\"a\""));
     }

@@ -133,7 +133,14 @@ struct Draft {
 }
 
 impl Draft {
-    fn close(&mut self, ts: i64, reason: &str, inferred: bool, detail: Option<String>, record: i64) {
+    fn close(
+        &mut self,
+        ts: i64,
+        reason: &str,
+        inferred: bool,
+        detail: Option<String>,
+        record: i64,
+    ) {
         self.end = Some(ts);
         self.end_reason = Some(reason.to_owned());
         self.end_inferred = inferred;
@@ -161,8 +168,10 @@ pub fn rebuild(
     for gateway in gateways {
         let events = load_events(&store.conn, &gateway)?;
         let drafts = sessionize(&events);
-        let mut sessions: Vec<Session> =
-            drafts.into_iter().map(|d| finish(&gateway, d, inventory)).collect();
+        let mut sessions: Vec<Session> = drafts
+            .into_iter()
+            .map(|d| finish(&gateway, d, inventory))
+            .collect();
         for session in &mut sessions {
             attach_devices(&store.conn, &gateway, session, inventory)?;
         }
@@ -323,7 +332,13 @@ fn sessionize(events: &[StoredEvent]) -> Vec<Draft> {
                     .collect();
                 for key in gone {
                     let mut d = open.remove(&key).expect("present");
-                    d.close(e.ts, "left_status", true, Some("no longer listed in the status file".into()), e.record_id);
+                    d.close(
+                        e.ts,
+                        "left_status",
+                        true,
+                        Some("no longer listed in the status file".into()),
+                        e.record_id,
+                    );
                     done.push(d);
                 }
             }
@@ -393,7 +408,12 @@ fn status_client(e: &StoredEvent, open: &mut BTreeMap<String, Draft>, done: &mut
 /// A stable id: the same connection keeps it across re-ingests.
 fn session_id(gateway: &str, d: &Draft) -> String {
     let mut h = Sha256::new();
-    for part in [gateway, d.user.as_str(), d.remote_ip.as_deref().unwrap_or(""), d.instance.as_str()] {
+    for part in [
+        gateway,
+        d.user.as_str(),
+        d.remote_ip.as_deref().unwrap_or(""),
+        d.instance.as_str(),
+    ] {
         h.update(part.as_bytes());
         h.update([0]);
     }
@@ -444,7 +464,9 @@ fn attach_devices(
     session: &mut Session,
     inventory: &Inventory,
 ) -> anyhow::Result<()> {
-    let Some(vip) = &session.virtual_ip else { return Ok(()) };
+    let Some(vip) = &session.virtual_ip else {
+        return Ok(());
+    };
     let start = session.start.timestamp_micros();
     let end = session.end.map_or(i64::MAX, |e| e.timestamp_micros());
     let mut stmt = conn.prepare_cached(
@@ -453,12 +475,18 @@ fn attach_devices(
          ORDER BY ts, id",
     )?;
     let rows = stmt.query_map(params![gateway, vip, start, end], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<u16>>(2)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<u16>>(2)?,
+        ))
     })?;
     let mut devices: Vec<DeviceReached> = Vec::new();
     for row in rows {
         let (dst, proto, port) = row?;
-        let Ok(ip) = dst.parse::<IpAddr>() else { continue };
+        let Ok(ip) = dst.parse::<IpAddr>() else {
+            continue;
+        };
         if !inventory.is_internal(ip) {
             session.public_destinations += 1;
             continue;
@@ -475,7 +503,11 @@ fn attach_devices(
             }
             None => {
                 let name = inventory.device_at(ip).map(|(_, d)| d.name.clone());
-                devices.push(DeviceReached { ip: dst.clone(), name, ports: vec![port] });
+                devices.push(DeviceReached {
+                    ip: dst.clone(),
+                    name,
+                    ports: vec![port],
+                });
                 if let Some(site) = inventory.site_of_ip(ip) {
                     if !session.sites.contains(&site.id) {
                         session.sites.push(site.id.clone());
@@ -496,11 +528,12 @@ fn link_reconnections(sessions: &mut [Session], grace: Duration) {
     for (pos, &i) in order.iter().enumerate() {
         let start = sessions[i].start;
         let user = sessions[i].user.clone();
-        let previous = order[..pos]
-            .iter()
-            .rev()
-            .copied()
-            .find(|&j| sessions[j].user == user && sessions[j].end.is_some_and(|end| end <= start && start - end <= grace));
+        let previous = order[..pos].iter().rev().copied().find(|&j| {
+            sessions[j].user == user
+                && sessions[j]
+                    .end
+                    .is_some_and(|end| end <= start && start - end <= grace)
+        });
         sessions[i].continues = previous.map(|j| sessions[j].id.clone());
     }
 }

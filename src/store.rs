@@ -165,8 +165,9 @@ impl Store {
     /// Opens (creating if needed) and migrates the store at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create the store's folder {}", parent.display()))?;
+            std::fs::create_dir_all(parent).with_context(|| {
+                format!("cannot create the store's folder {}", parent.display())
+            })?;
         }
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
@@ -175,7 +176,9 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Store { conn };
-        store.migrate().with_context(|| format!("cannot upgrade the store {}", path.display()))?;
+        store
+            .migrate()
+            .with_context(|| format!("cannot upgrade the store {}", path.display()))?;
         Ok(store)
     }
 
@@ -189,7 +192,9 @@ impl Store {
     }
 
     fn migrate(&mut self) -> anyhow::Result<()> {
-        let version: usize = self.conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let version: usize = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > MIGRATIONS.len() {
             anyhow::bail!(
                 "the store has schema version {version}, newer than this vpnledger knows ({})",
@@ -209,7 +214,11 @@ impl Store {
     pub fn last_digest(&self) -> anyhow::Result<String> {
         Ok(self
             .conn
-            .query_row("SELECT digest FROM records ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+            .query_row(
+                "SELECT digest FROM records ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
             .optional()?
             .unwrap_or_else(|| "0".repeat(64)))
     }
@@ -236,15 +245,20 @@ mod tests {
     #[test]
     fn migrations_bring_a_new_store_to_the_last_version() {
         let store = Store::in_memory();
-        let version: usize =
-            store.conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let version: usize = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(version, MIGRATIONS.len());
     }
 
     #[test]
     fn utc_format_keeps_fractions_only_when_present() {
         let t = DateTime::parse_from_rfc3339("2024-07-09T16:20:11.015733+02:00").unwrap();
-        assert_eq!(format_utc(t.with_timezone(&Utc)), "2024-07-09T14:20:11.015733Z");
+        assert_eq!(
+            format_utc(t.with_timezone(&Utc)),
+            "2024-07-09T14:20:11.015733Z"
+        );
         let t = DateTime::parse_from_rfc3339("2024-03-12T09:14:03+01:00").unwrap();
         assert_eq!(format_utc(t.with_timezone(&Utc)), "2024-03-12T08:14:03Z");
     }

@@ -22,7 +22,11 @@ impl ParseError {
     pub fn at(whole: &str, rest: &str, expected: &'static str) -> Self {
         let column = whole.len().saturating_sub(rest.len()) + 1;
         let found: String = rest.chars().take(24).collect();
-        ParseError { expected, column, found }
+        ParseError {
+            expected,
+            column,
+            found,
+        }
     }
 }
 
@@ -32,16 +36,28 @@ impl ParseError {
         let offset = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
         let column = offset.min(whole.len()) + 1;
         let found: String = part.chars().take(24).collect();
-        ParseError { expected, column, found }
+        ParseError {
+            expected,
+            column,
+            found,
+        }
     }
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.found.is_empty() {
-            write!(f, "expected {} at column {}, found end of line", self.expected, self.column)
+            write!(
+                f,
+                "expected {} at column {}, found end of line",
+                self.expected, self.column
+            )
         } else {
-            write!(f, "expected {} at column {}, found {:?}", self.expected, self.column, self.found)
+            write!(
+                f,
+                "expected {} at column {}, found {:?}",
+                self.expected, self.column, self.found
+            )
         }
     }
 }
@@ -58,7 +74,10 @@ pub(crate) struct Expected<'a> {
 
 impl<'a> nom::error::ParseError<&'a str> for Expected<'a> {
     fn from_error_kind(input: &'a str, _kind: nom::error::ErrorKind) -> Self {
-        Expected { input, expected: "" }
+        Expected {
+            input,
+            expected: "",
+        }
     }
 
     fn append(_input: &'a str, _kind: nom::error::ErrorKind, other: Self) -> Self {
@@ -68,7 +87,10 @@ impl<'a> nom::error::ParseError<&'a str> for Expected<'a> {
 
 impl<'a, E> nom::error::FromExternalError<&'a str, E> for Expected<'a> {
     fn from_external_error(input: &'a str, _kind: nom::error::ErrorKind, _e: E) -> Self {
-        Expected { input, expected: "" }
+        Expected {
+            input,
+            expected: "",
+        }
     }
 }
 
@@ -102,7 +124,11 @@ pub(crate) fn to_parse_error(whole: &str, err: nom::Err<Expected<'_>>) -> ParseE
     match err {
         nom::Err::Incomplete(_) => ParseError::at(whole, "", "more input"),
         nom::Err::Error(e) | nom::Err::Failure(e) => {
-            let expected = if e.expected.is_empty() { "valid input" } else { e.expected };
+            let expected = if e.expected.is_empty() {
+                "valid input"
+            } else {
+                e.expected
+            };
             ParseError::at(whole, e.input, expected)
         }
     }

@@ -123,7 +123,11 @@ pub enum Event<'a> {
         tunnel: Option<&'a str>,
     },
     /// The gateway gave the client its address inside the tunnel.
-    AddressAssigned { user: Option<&'a str>, instance: &'a str, virtual_ip: IpAddr },
+    AddressAssigned {
+        user: Option<&'a str>,
+        instance: &'a str,
+        virtual_ip: IpAddr,
+    },
     /// The session ended.
     SessionEnded {
         user: Option<&'a str>,
@@ -134,20 +138,37 @@ pub enum Event<'a> {
     },
     /// A username/password check succeeded; it names clients whose
     /// certificate CN is `UNDEF`.
-    UserAuthenticated { user: &'a str, instance: Option<&'a str> },
+    UserAuthenticated {
+        user: &'a str,
+        instance: Option<&'a str>,
+    },
     /// A failed attempt: never a session.
-    AuthFailed { user: Option<&'a str>, instance: Option<&'a str>, detail: &'a str },
+    AuthFailed {
+        user: Option<&'a str>,
+        instance: Option<&'a str>,
+        detail: &'a str,
+    },
     /// A new connection of `user` that drops that identity's older instances.
-    ClientReplaced { user: &'a str, instance: &'a str },
+    ClientReplaced {
+        user: &'a str,
+        instance: &'a str,
+    },
     /// The gateway process stopped or restarted: every session on it ends.
-    GatewayStopped { detail: &'a str },
+    GatewayStopped {
+        detail: &'a str,
+    },
     /// The gateway process finished starting: sessions it had are gone.
-    GatewayStarted { detail: &'a str },
+    GatewayStarted {
+        detail: &'a str,
+    },
     Traffic(Traffic<'a>),
     StatusClient(StatusClient<'a>),
     /// The end of a status snapshot that listed `clients` clients: an open
     /// session it no longer lists is gone.
-    StatusSnapshot { clients: usize, snapshot: LineTime },
+    StatusSnapshot {
+        clients: usize,
+        snapshot: LineTime,
+    },
 }
 
 impl Event<'_> {

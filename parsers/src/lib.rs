@@ -71,10 +71,16 @@ impl FromStr for Format {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Format::ALL.into_iter().find(|f| f.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
-            format!("unknown format {s:?}; expected auto or one of {}", names.join(", "))
-        })
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                format!(
+                    "unknown format {s:?}; expected auto or one of {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -109,7 +115,9 @@ pub fn detect(line: &str) -> Option<Format> {
         Ok((rest, _)) => rest,
         Err(_) => line,
     };
-    let first = after_priority.trim_start_matches(|c: char| c == '*' || c == '.' || c.is_ascii_digit() || c == ':' || c == ' ');
+    let first = after_priority.trim_start_matches(|c: char| {
+        c == '*' || c == '.' || c.is_ascii_digit() || c == ':' || c == ' '
+    });
     if syslog::month(first).is_ok() || syslog::month(after_priority).is_ok() {
         return Some(Format::Rfc3164);
     }
@@ -128,14 +136,19 @@ pub struct Parsed<'a> {
 pub fn parse_line(line: &str, choice: FormatChoice) -> Result<Parsed<'_>, ParseError> {
     let format = match choice {
         FormatChoice::Fixed(format) => format,
-        FormatChoice::Auto => detect(line)
-            .ok_or_else(|| ParseError::at(line, line, "a syslog header or an OpenVPN log timestamp"))?,
+        FormatChoice::Auto => detect(line).ok_or_else(|| {
+            ParseError::at(line, line, "a syslog header or an OpenVPN log timestamp")
+        })?,
     };
     let envelope = match format {
         Format::Rfc3164 => syslog::rfc3164(line)?,
         Format::OpenVpnLog => openvpn::log_line(line),
         Format::OpenVpnStatus => {
-            return Err(ParseError::at(line, line, "a whole status file, not a single line"))
+            return Err(ParseError::at(
+                line,
+                line,
+                "a whole status file, not a single line",
+            ))
         }
     };
     let event = message_event(&envelope)?;
@@ -164,10 +177,22 @@ mod tests {
 
     #[test]
     fn detects_each_stream_format() {
-        assert_eq!(detect("Mar 12 09:14:03 vpn-lyon openvpn[1873]: x"), Some(Format::Rfc3164));
-        assert_eq!(detect("<30>Mar 12 09:14:03 vpn-lyon openvpn[1873]: x"), Some(Format::Rfc3164));
-        assert_eq!(detect("2024-06-18 09:41:58 Initialization Sequence Completed"), Some(Format::OpenVpnLog));
-        assert_eq!(detect("Tue Jun 18 09:41:58 2024 Initialization Sequence Completed"), Some(Format::OpenVpnLog));
+        assert_eq!(
+            detect("Mar 12 09:14:03 vpn-lyon openvpn[1873]: x"),
+            Some(Format::Rfc3164)
+        );
+        assert_eq!(
+            detect("<30>Mar 12 09:14:03 vpn-lyon openvpn[1873]: x"),
+            Some(Format::Rfc3164)
+        );
+        assert_eq!(
+            detect("2024-06-18 09:41:58 Initialization Sequence Completed"),
+            Some(Format::OpenVpnLog)
+        );
+        assert_eq!(
+            detect("Tue Jun 18 09:41:58 2024 Initialization Sequence Completed"),
+            Some(Format::OpenVpnLog)
+        );
         assert_eq!(detect("hello world"), None);
     }
 
@@ -195,6 +220,9 @@ mod tests {
         for f in Format::ALL {
             assert_eq!(f.name().parse::<Format>(), Ok(f));
         }
-        assert!("nope".parse::<FormatChoice>().unwrap_err().contains("rfc3164, openvpn, openvpn-status"));
+        assert!("nope"
+            .parse::<FormatChoice>()
+            .unwrap_err()
+            .contains("rfc3164, openvpn, openvpn-status"));
     }
 }

@@ -23,7 +23,10 @@ pub fn is_netfilter(message: &str) -> bool {
 
 /// `[uptime] `: the kernel's seconds since boot, not a wall-clock time.
 fn strip_uptime(message: &str) -> &str {
-    match message.strip_prefix('[').and_then(|rest| rest.split_once("] ")) {
+    match message
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once("] "))
+    {
         Some((stamp, rest)) if stamp.trim().parse::<f64>().is_ok() => rest,
         _ => message,
     }
@@ -48,7 +51,9 @@ pub fn log_line(message: &str) -> Result<Traffic<'_>, ParseError> {
     let fields_start = if body.starts_with("IN=") {
         0
     } else {
-        body.find(" IN=").map(|i| i + 1).ok_or_else(|| ParseError::at(message, body, "IN= after the log prefix"))?
+        body.find(" IN=")
+            .map(|i| i + 1)
+            .ok_or_else(|| ParseError::at(message, body, "IN= after the log prefix"))?
     };
     let label = body[..fields_start].trim();
     let fields = &body[fields_start..];
@@ -59,7 +64,9 @@ pub fn log_line(message: &str) -> Result<Traffic<'_>, ParseError> {
     let mut spt = None;
     let mut dpt = None;
     for token in fields.split_ascii_whitespace() {
-        let Some((key, value)) = token.split_once('=') else { continue };
+        let Some((key, value)) = token.split_once('=') else {
+            continue;
+        };
         match key {
             "SRC" => src = Some(value),
             "DST" => dst = Some(value),
@@ -72,10 +79,17 @@ pub fn log_line(message: &str) -> Result<Traffic<'_>, ParseError> {
 
     let address = |value: Option<&str>, what: &'static str| -> Result<IpAddr, ParseError> {
         let value = value.ok_or_else(|| ParseError::at(message, "", what))?;
-        value.parse().map_err(|_| ParseError::at_slice(message, value, what))
+        value
+            .parse()
+            .map_err(|_| ParseError::at_slice(message, value, what))
     };
     let port = |value: Option<&str>, what: &'static str| -> Result<Option<u16>, ParseError> {
-        value.map(|v| v.parse().map_err(|_| ParseError::at_slice(message, v, what))).transpose()
+        value
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ParseError::at_slice(message, v, what))
+            })
+            .transpose()
     };
     Ok(Traffic {
         src: address(src, "SRC=<ip address>")?,
@@ -121,7 +135,8 @@ mod tests {
 
     #[test]
     fn bad_source_address_names_the_field() {
-        let err = log_line("DROP IN=tun0 OUT= SRC=10.8.0.300 DST=192.168.20.1 PROTO=TCP").unwrap_err();
+        let err =
+            log_line("DROP IN=tun0 OUT= SRC=10.8.0.300 DST=192.168.20.1 PROTO=TCP").unwrap_err();
         assert_eq!(err.expected, "SRC=<ip address>");
         assert_eq!(err.column, 23);
     }

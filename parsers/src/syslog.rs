@@ -39,16 +39,22 @@ pub struct Envelope<'a> {
     pub message: &'a str,
 }
 
-const MONTHS: [&str; 12] =
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
 
 /// `<PRI>`: one to three digits in angle brackets, at most 191.
 pub(crate) fn priority(input: &str) -> PResult<'_, u8> {
     expect(
         "a priority <0> to <191>",
-        map_res(delimited(char('<'), take_while_m_n(1, 3, is_digit), char('>')), |d: &str| {
-            d.parse::<u8>().map_err(|_| ()).and_then(|p| if p <= 191 { Ok(p) } else { Err(()) })
-        }),
+        map_res(
+            delimited(char('<'), take_while_m_n(1, 3, is_digit), char('>')),
+            |d: &str| {
+                d.parse::<u8>()
+                    .map_err(|_| ())
+                    .and_then(|p| if p <= 191 { Ok(p) } else { Err(()) })
+            },
+        ),
     )(input)
 }
 
@@ -60,9 +66,16 @@ fn is_digit(c: char) -> bool {
 pub(crate) fn month(input: &str) -> PResult<'_, u32> {
     expect(
         "a month name (Jan..Dec)",
-        map_res(take_while_m_n(3, 3, |c: char| c.is_ascii_alphabetic()), |m: &str| {
-            MONTHS.iter().position(|n| *n == m).map(|i| i as u32 + 1).ok_or(())
-        }),
+        map_res(
+            take_while_m_n(3, 3, |c: char| c.is_ascii_alphabetic()),
+            |m: &str| {
+                MONTHS
+                    .iter()
+                    .position(|n| *n == m)
+                    .map(|i| i as u32 + 1)
+                    .ok_or(())
+            },
+        ),
     )(input)
 }
 
@@ -70,9 +83,18 @@ pub(crate) fn month(input: &str) -> PResult<'_, u32> {
 fn day(input: &str) -> PResult<'_, u32> {
     expect(
         "a day of month",
-        map_res(preceded(take_while1(|c| c == ' '), take_while_m_n(1, 2, is_digit)), |d: &str| {
-            d.parse::<u32>().map_err(|_| ()).and_then(|d| if (1..=31).contains(&d) { Ok(d) } else { Err(()) })
-        }),
+        map_res(
+            preceded(take_while1(|c| c == ' '), take_while_m_n(1, 2, is_digit)),
+            |d: &str| {
+                d.parse::<u32>().map_err(|_| ()).and_then(|d| {
+                    if (1..=31).contains(&d) {
+                        Ok(d)
+                    } else {
+                        Err(())
+                    }
+                })
+            },
+        ),
     )(input)
 }
 
@@ -99,7 +121,10 @@ pub(crate) fn time_of_day(input: &str) -> PResult<'_, NaiveTime> {
     });
     match NaiveTime::from_hms_nano_opt(h, m, s, nanos) {
         Some(t) => Ok((rest, t)),
-        None => Err(nom::Err::Error(crate::error::Expected { input, expected: "a valid time of day" })),
+        None => Err(nom::Err::Error(crate::error::Expected {
+            input,
+            expected: "a valid time of day",
+        })),
     }
 }
 
@@ -153,7 +178,9 @@ fn rfc3164_inner(line: &str) -> Result<Envelope<'_>, nom::Err<crate::error::Expe
     let (rest, _) = expect("a space after the time", take_while1(|c| c == ' '))(rest)?;
 
     let line_time = match year.and_then(|y| chrono::NaiveDate::from_ymd_opt(y, month, day)) {
-        Some(date) => LineTime::Local { at: date.and_time(time) },
+        Some(date) => LineTime::Local {
+            at: date.and_time(time),
+        },
         None => LineTime::YearLess { month, day, time },
     };
 
@@ -191,7 +218,15 @@ fn envelope<'a>(
     pid: Option<u32>,
     message: &'a str,
 ) -> Envelope<'a> {
-    Envelope { format: Format::Rfc3164, priority, time, host, app, pid, message }
+    Envelope {
+        format: Format::Rfc3164,
+        priority,
+        time,
+        host,
+        app,
+        pid,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -204,10 +239,19 @@ mod tests {
 
     #[test]
     fn openvpn_line_with_host_tag_and_pid() {
-        let e = rfc3164("Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 VERIFY OK: depth=1")
-            .unwrap();
+        let e = rfc3164(
+            "Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 VERIFY OK: depth=1",
+        )
+        .unwrap();
         assert_eq!(e.priority, None);
-        assert_eq!(e.time, LineTime::YearLess { month: 3, day: 12, time: t(9, 14, 3) });
+        assert_eq!(
+            e.time,
+            LineTime::YearLess {
+                month: 3,
+                day: 12,
+                time: t(9, 14, 3)
+            }
+        );
         assert_eq!(e.host, Some("vpn-lyon"));
         assert_eq!(e.app, Some("openvpn"));
         assert_eq!(e.pid, Some(1873));
@@ -218,7 +262,14 @@ mod tests {
     fn priority_and_space_padded_day() {
         let e = rfc3164("<30>Mar  2 01:02:03 gw charon: 09[IKE] x").unwrap();
         assert_eq!(e.priority, Some(30));
-        assert_eq!(e.time, LineTime::YearLess { month: 3, day: 2, time: t(1, 2, 3) });
+        assert_eq!(
+            e.time,
+            LineTime::YearLess {
+                month: 3,
+                day: 2,
+                time: t(1, 2, 3)
+            }
+        );
         assert_eq!(e.app, Some("charon"));
         assert_eq!(e.pid, None);
         assert_eq!(e.message, "09[IKE] x");
@@ -227,7 +278,14 @@ mod tests {
     #[test]
     fn unpadded_day() {
         let e = rfc3164("Mar 2 01:02:03 gw kernel: [1.0] X").unwrap();
-        assert_eq!(e.time, LineTime::YearLess { month: 3, day: 2, time: t(1, 2, 3) });
+        assert_eq!(
+            e.time,
+            LineTime::YearLess {
+                month: 3,
+                day: 2,
+                time: t(1, 2, 3)
+            }
+        );
         assert_eq!(e.message, "[1.0] X");
     }
 
@@ -243,7 +301,9 @@ mod tests {
     #[test]
     fn asa_line_with_year_and_no_tag() {
         let e = rfc3164("<166>Mar 21 2024 08:55:02 asa-paris : %ASA-6-113039: Group <G>").unwrap();
-        let at = chrono::NaiveDate::from_ymd_opt(2024, 3, 21).unwrap().and_time(t(8, 55, 2));
+        let at = chrono::NaiveDate::from_ymd_opt(2024, 3, 21)
+            .unwrap()
+            .and_time(t(8, 55, 2));
         assert_eq!(e.time, LineTime::Local { at });
         assert_eq!(e.host, Some("asa-paris"));
         assert_eq!(e.app, None);
@@ -255,7 +315,14 @@ mod tests {
         let e = rfc3164("<189>000123: *Mar  1 00:01:02.345: %SYS-5-CONFIG_I: x").unwrap();
         assert_eq!(e.priority, Some(189));
         let time = NaiveTime::from_hms_milli_opt(0, 1, 2, 345).unwrap();
-        assert_eq!(e.time, LineTime::YearLess { month: 3, day: 1, time });
+        assert_eq!(
+            e.time,
+            LineTime::YearLess {
+                month: 3,
+                day: 1,
+                time
+            }
+        );
         assert_eq!(e.host, None);
         assert_eq!(e.app, Some("%SYS-5-CONFIG_I"));
         assert_eq!(e.message, "x");
@@ -263,7 +330,8 @@ mod tests {
 
     #[test]
     fn message_starting_with_bracket() {
-        let e = rfc3164("Mar 12 09:15:10 vpn-lyon kernel: [812345.118204] VPN-FWD IN=tun0").unwrap();
+        let e =
+            rfc3164("Mar 12 09:15:10 vpn-lyon kernel: [812345.118204] VPN-FWD IN=tun0").unwrap();
         assert_eq!(e.app, Some("kernel"));
         assert_eq!(e.message, "[812345.118204] VPN-FWD IN=tun0");
     }
@@ -276,7 +344,10 @@ mod tests {
         let err = rfc3164("Mar 12 09:1x:10 vpn-lyon kernel: x").unwrap_err();
         assert_eq!(err.expected, "a time hh:mm:ss");
         assert_eq!(err.column, 8);
-        assert_eq!(err.to_string(), "expected a time hh:mm:ss at column 8, found \"09:1x:10 vpn-lyon kernel\"");
+        assert_eq!(
+            err.to_string(),
+            "expected a time hh:mm:ss at column 8, found \"09:1x:10 vpn-lyon kernel\""
+        );
     }
 
     #[test]

@@ -22,7 +22,11 @@ pub enum LineTime {
     /// A date and a time read in the source's zone.
     Local { at: NaiveDateTime },
     /// Month, day and time, as RFC 3164 writes them: year and zone unknown.
-    YearLess { month: u32, day: u32, time: NaiveTime },
+    YearLess {
+        month: u32,
+        day: u32,
+        time: NaiveTime,
+    },
     /// The line wrote no time at all (OpenVPN with `--suppress-timestamps`).
     Missing,
 }
@@ -85,7 +89,11 @@ pub struct TimeResolver {
 
 impl TimeResolver {
     pub fn new(zone: Tz, year: YearRule) -> Self {
-        TimeResolver { zone, year, previous_local: None }
+        TimeResolver {
+            zone,
+            year,
+            previous_local: None,
+        }
     }
 
     pub fn zone(&self) -> Tz {
@@ -104,8 +112,14 @@ impl TimeResolver {
         received: DateTime<Utc>,
     ) -> Result<Resolved, TimeError> {
         match *time {
-            LineTime::Absolute { at } => Ok(Resolved { at: at.with_timezone(&Utc), flag: None }),
-            LineTime::Missing => Ok(Resolved { at: received, flag: Some(TimeFlag::ReceivedTime) }),
+            LineTime::Absolute { at } => Ok(Resolved {
+                at: at.with_timezone(&Utc),
+                flag: None,
+            }),
+            LineTime::Missing => Ok(Resolved {
+                at: received,
+                flag: Some(TimeFlag::ReceivedTime),
+            }),
             LineTime::Local { at } => Ok(self.local(at)),
             LineTime::YearLess { month, day, time } => {
                 let date = self.date_without_year(month, day, received)?;
@@ -140,9 +154,15 @@ impl TimeResolver {
                     .into_iter()
                     .filter_map(|y| NaiveDate::from_ymd_opt(y, month, day))
                     .min_by_key(|d| {
-                        (d.and_time(local_received.time()) - local_received).num_seconds().abs()
+                        (d.and_time(local_received.time()) - local_received)
+                            .num_seconds()
+                            .abs()
                     })
-                    .ok_or(TimeError::NoSuchDate { year: base, month, day })
+                    .ok_or(TimeError::NoSuchDate {
+                        year: base,
+                        month,
+                        day,
+                    })
             }
         }
     }
@@ -150,25 +170,38 @@ impl TimeResolver {
     /// Reads a local time in the zone, with the DST rules of DESIGN.md.
     fn local(&mut self, at: NaiveDateTime) -> Resolved {
         let resolved = match self.zone.from_local_datetime(&at) {
-            LocalResult::Single(t) => Resolved { at: t.with_timezone(&Utc), flag: None },
+            LocalResult::Single(t) => Resolved {
+                at: t.with_timezone(&Utc),
+                flag: None,
+            },
             LocalResult::Ambiguous(first, second) => {
                 let first = first.with_timezone(&Utc);
                 let second = second.with_timezone(&Utc);
                 // Going back in time from the last line means the clock was
                 // set back: we are in the second pass of the hour.
                 if self.previous_local.is_some_and(|previous| first < previous) {
-                    Resolved { at: second, flag: Some(TimeFlag::SecondPassOfRepeatedHour) }
+                    Resolved {
+                        at: second,
+                        flag: Some(TimeFlag::SecondPassOfRepeatedHour),
+                    }
                 } else {
-                    Resolved { at: first, flag: None }
+                    Resolved {
+                        at: first,
+                        flag: None,
+                    }
                 }
             }
             LocalResult::None => {
                 // In the spring gap: use the offset in force just before it.
                 let before = at - Duration::hours(3);
-                let offset = self.zone.offset_from_local_datetime(&before).earliest().map_or_else(
-                    || FixedOffset::east_opt(0).expect("zero offset"),
-                    |o| o.fix(),
-                );
+                let offset = self
+                    .zone
+                    .offset_from_local_datetime(&before)
+                    .earliest()
+                    .map_or_else(
+                        || FixedOffset::east_opt(0).expect("zero offset"),
+                        |o| o.fix(),
+                    );
                 let utc = at - Duration::seconds(i64::from(offset.local_minus_utc()));
                 Resolved {
                     at: Utc.from_utc_datetime(&utc),
@@ -190,21 +223,32 @@ mod tests {
     }
 
     fn year_less(month: u32, day: u32, h: u32, m: u32, s: u32) -> LineTime {
-        LineTime::YearLess { month, day, time: NaiveTime::from_hms_opt(h, m, s).unwrap() }
+        LineTime::YearLess {
+            month,
+            day,
+            time: NaiveTime::from_hms_opt(h, m, s).unwrap(),
+        }
     }
 
     #[test]
     fn year_rolls_back_across_new_year() {
         let mut r = TimeResolver::new(chrono_tz::Europe::Paris, YearRule::ClosestToReceived);
-        let got = r.resolve(&year_less(12, 31, 23, 59, 58), utc("2025-01-01T00:00:03Z")).unwrap();
+        let got = r
+            .resolve(&year_less(12, 31, 23, 59, 58), utc("2025-01-01T00:00:03Z"))
+            .unwrap();
         assert_eq!(got.at, utc("2024-12-31T22:59:58Z"));
-        let got = r.resolve(&year_less(1, 1, 0, 0, 2), utc("2025-01-01T00:00:03Z")).unwrap();
+        let got = r
+            .resolve(&year_less(1, 1, 0, 0, 2), utc("2025-01-01T00:00:03Z"))
+            .unwrap();
         assert_eq!(got.at, utc("2024-12-31T23:00:02Z"));
     }
 
     #[test]
     fn sequential_year_rolls_forward_when_month_goes_back() {
-        let rule = YearRule::Sequential { year: 2023, last_month: None };
+        let rule = YearRule::Sequential {
+            year: 2023,
+            last_month: None,
+        };
         let mut r = TimeResolver::new(chrono_tz::UTC, rule);
         let now = utc("2030-01-01T00:00:00Z");
         assert_eq!(
@@ -219,7 +263,10 @@ mod tests {
 
     #[test]
     fn repeated_autumn_hour_going_back_is_second_pass() {
-        let rule = YearRule::Sequential { year: 2024, last_month: None };
+        let rule = YearRule::Sequential {
+            year: 2024,
+            last_month: None,
+        };
         let mut r = TimeResolver::new(chrono_tz::Europe::Paris, rule);
         let now = utc("2030-01-01T00:00:00Z");
         // 27 Oct 2024: 03:00 CEST becomes 02:00 CET.
@@ -234,18 +281,35 @@ mod tests {
 
     #[test]
     fn spring_gap_uses_offset_before_the_gap() {
-        let rule = YearRule::Sequential { year: 2024, last_month: None };
+        let rule = YearRule::Sequential {
+            year: 2024,
+            last_month: None,
+        };
         let mut r = TimeResolver::new(chrono_tz::Europe::Paris, rule);
-        let got = r.resolve(&year_less(3, 31, 2, 30, 0), utc("2030-01-01T00:00:00Z")).unwrap();
+        let got = r
+            .resolve(&year_less(3, 31, 2, 30, 0), utc("2030-01-01T00:00:00Z"))
+            .unwrap();
         assert_eq!(got.at, utc("2024-03-31T01:30:00Z"));
         assert_eq!(got.flag, Some(TimeFlag::NonexistentLocalTime));
     }
 
     #[test]
     fn february_29_of_a_common_year_is_an_error() {
-        let rule = YearRule::Sequential { year: 2023, last_month: None };
+        let rule = YearRule::Sequential {
+            year: 2023,
+            last_month: None,
+        };
         let mut r = TimeResolver::new(chrono_tz::UTC, rule);
-        let err = r.resolve(&year_less(2, 29, 0, 0, 0), utc("2030-01-01T00:00:00Z")).unwrap_err();
-        assert_eq!(err, TimeError::NoSuchDate { year: 2023, month: 2, day: 29 });
+        let err = r
+            .resolve(&year_less(2, 29, 0, 0, 0), utc("2030-01-01T00:00:00Z"))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TimeError::NoSuchDate {
+                year: 2023,
+                month: 2,
+                day: 29
+            }
+        );
     }
 }

@@ -22,16 +22,27 @@ use crate::time::LineTime;
 use crate::Format;
 
 fn digits<'a>(n: usize) -> impl FnMut(&'a str) -> PResult<'a, u32> {
-    move |i| map_res(take_while_m_n(n, n, |c: char| c.is_ascii_digit()), str::parse::<u32>).parse(i)
+    move |i| {
+        map_res(
+            take_while_m_n(n, n, |c: char| c.is_ascii_digit()),
+            str::parse::<u32>,
+        )
+        .parse(i)
+    }
 }
 
 /// `YYYY-MM-DD`
 pub(crate) fn iso_date(input: &str) -> PResult<'_, NaiveDate> {
-    let (rest, (y, _, m, _, d)) =
-        expect("a date YYYY-MM-DD", (digits(4), char('-'), digits(2), char('-'), digits(2)))(input)?;
+    let (rest, (y, _, m, _, d)) = expect(
+        "a date YYYY-MM-DD",
+        (digits(4), char('-'), digits(2), char('-'), digits(2)),
+    )(input)?;
     match NaiveDate::from_ymd_opt(y as i32, m, d) {
         Some(date) => Ok((rest, date)),
-        None => Err(nom::Err::Error(crate::error::Expected { input, expected: "a valid date" })),
+        None => Err(nom::Err::Error(crate::error::Expected {
+            input,
+            expected: "a valid date",
+        })),
     }
 }
 
@@ -54,7 +65,10 @@ pub(crate) fn ctime(input: &str) -> PResult<'_, NaiveDateTime> {
     let (rest, _) = nom::bytes::complete::take_while1(|c| c == ' ').parse(rest)?;
     let (rest, day) = expect(
         "a day of month",
-        map_res(take_while_m_n(1, 2, |c: char| c.is_ascii_digit()), str::parse::<u32>),
+        map_res(
+            take_while_m_n(1, 2, |c: char| c.is_ascii_digit()),
+            str::parse::<u32>,
+        ),
     )(rest)?;
     let (rest, _) = char(' ').parse(rest)?;
     let (rest, time) = time_of_day(rest)?;
@@ -62,7 +76,10 @@ pub(crate) fn ctime(input: &str) -> PResult<'_, NaiveDateTime> {
     let (rest, year) = expect("a year", digits(4))(rest)?;
     match NaiveDate::from_ymd_opt(year as i32, month, day) {
         Some(date) => Ok((rest, date.and_time(time))),
-        None => Err(nom::Err::Error(crate::error::Expected { input, expected: "a valid date" })),
+        None => Err(nom::Err::Error(crate::error::Expected {
+            input,
+            expected: "a valid date",
+        })),
     }
 }
 
@@ -123,7 +140,10 @@ mod tests {
     use super::*;
 
     fn local(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> LineTime {
-        let at = NaiveDate::from_ymd_opt(y, mo, d).unwrap().and_hms_opt(h, mi, s).unwrap();
+        let at = NaiveDate::from_ymd_opt(y, mo, d)
+            .unwrap()
+            .and_hms_opt(h, mi, s)
+            .unwrap();
         LineTime::Local { at }
     }
 
@@ -131,7 +151,10 @@ mod tests {
     fn iso_prefix() {
         let e = log_line("2024-06-18 09:41:58 192.0.2.88:60344 VERIFY OK: depth=0, CN=t.moreau");
         assert_eq!(e.time, local(2024, 6, 18, 9, 41, 58));
-        assert_eq!(e.message, "192.0.2.88:60344 VERIFY OK: depth=0, CN=t.moreau");
+        assert_eq!(
+            e.message,
+            "192.0.2.88:60344 VERIFY OK: depth=0, CN=t.moreau"
+        );
     }
 
     #[test]
@@ -154,7 +177,9 @@ mod tests {
 
     #[test]
     fn no_timestamp() {
-        let e = log_line("t.moreau/192.0.2.88:60344 MULTI: Learn: 10.9.0.2 -> t.moreau/192.0.2.88:60344");
+        let e = log_line(
+            "t.moreau/192.0.2.88:60344 MULTI: Learn: 10.9.0.2 -> t.moreau/192.0.2.88:60344",
+        );
         assert_eq!(e.time, LineTime::Missing);
         assert!(e.message.starts_with("t.moreau/"));
     }

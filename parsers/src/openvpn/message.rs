@@ -46,17 +46,25 @@ fn client_prefix(msg: &str) -> Option<(ClientPrefix<'_>, &str)> {
     if real_address(first_word).is_some() {
         let rest = &msg[first_word.len()..];
         return Some((
-            ClientPrefix { common_name: None, address: first_word },
+            ClientPrefix {
+                common_name: None,
+                address: first_word,
+            },
             rest.strip_prefix(' ').unwrap_or(rest),
         ));
     }
     for (slash, _) in msg.match_indices('/') {
         let after = &msg[slash + 1..];
-        let Some(space) = after.find(' ') else { continue };
+        let Some(space) = after.find(' ') else {
+            continue;
+        };
         let address = &after[..space];
         if real_address(address).is_some() && slash > 0 {
             return Some((
-                ClientPrefix { common_name: Some(&msg[..slash]), address },
+                ClientPrefix {
+                    common_name: Some(&msg[..slash]),
+                    address,
+                },
                 &after[space + 1..],
             ));
         }
@@ -141,13 +149,23 @@ fn client_message<'a>(
     if let Some(rest) = body.strip_prefix("MULTI_sva: pool returned ") {
         // `IPv4=10.8.0.6, IPv6=(Not enabled)`: take the IPv4 address, else IPv6.
         for part in rest.split(", ") {
-            let Some((_, value)) = part.split_once('=') else { continue };
+            let Some((_, value)) = part.split_once('=') else {
+                continue;
+            };
             if value.starts_with('(') {
                 continue;
             }
             return match value.parse::<IpAddr>() {
-                Ok(virtual_ip) => Ok(Some(Event::AddressAssigned { user, instance, virtual_ip })),
-                Err(_) => Err(address_error(msg, value, "an IP address after IPv4= or IPv6=")),
+                Ok(virtual_ip) => Ok(Some(Event::AddressAssigned {
+                    user,
+                    instance,
+                    virtual_ip,
+                })),
+                Err(_) => Err(address_error(
+                    msg,
+                    value,
+                    "an IP address after IPv4= or IPv6=",
+                )),
             };
         }
         return Ok(None);
@@ -157,17 +175,24 @@ fn client_message<'a>(
         // A route to a client subnet (iroute) or a MAC in TAP mode is not
         // the client's own address.
         let learned = rest.split(" -> ").next().unwrap_or("");
-        return Ok(learned.parse::<IpAddr>().ok().map(|virtual_ip| Event::AddressAssigned {
-            user,
-            instance,
-            virtual_ip,
-        }));
+        return Ok(learned
+            .parse::<IpAddr>()
+            .ok()
+            .map(|virtual_ip| Event::AddressAssigned {
+                user,
+                instance,
+                virtual_ip,
+            }));
     }
 
     if body.starts_with("MULTI: primary virtual IP for ") {
         let value = body.rsplit(": ").next().unwrap_or("");
         return match value.parse::<IpAddr>() {
-            Ok(virtual_ip) => Ok(Some(Event::AddressAssigned { user, instance, virtual_ip })),
+            Ok(virtual_ip) => Ok(Some(Event::AddressAssigned {
+                user,
+                instance,
+                virtual_ip,
+            })),
             Err(_) => Err(address_error(msg, value, "the primary virtual IP address")),
         };
     }
@@ -177,7 +202,11 @@ fn client_message<'a>(
     }
     if let Some(reason) = client_signal(body) {
         if reason == "auth-failure" {
-            return Ok(Some(Event::AuthFailed { user, instance: Some(instance), detail: body }));
+            return Ok(Some(Event::AuthFailed {
+                user,
+                instance: Some(instance),
+                detail: body,
+            }));
         }
         return Ok(Some(ended(user, instance, signal_reason(reason), body)));
     }
@@ -199,13 +228,22 @@ fn client_message<'a>(
         }
     }
 
-    if let Some(name) = quoted_after(body, "TLS: Username/Password authentication succeeded for username ")
-    {
+    if let Some(name) = quoted_after(
+        body,
+        "TLS: Username/Password authentication succeeded for username ",
+    ) {
         let name = name.split('\'').next().unwrap_or(name);
-        return Ok(Some(Event::UserAuthenticated { user: name, instance: Some(instance) }));
+        return Ok(Some(Event::UserAuthenticated {
+            user: name,
+            instance: Some(instance),
+        }));
     }
     if body.starts_with("TLS Auth Error:") || body.contains("AUTH_FAILED") {
-        return Ok(Some(Event::AuthFailed { user, instance: Some(instance), detail: body }));
+        return Ok(Some(Event::AuthFailed {
+            user,
+            instance: Some(instance),
+            detail: body,
+        }));
     }
     Ok(None)
 }
@@ -216,14 +254,20 @@ fn ended<'a>(
     reason: EndReason,
     detail: &'a str,
 ) -> Event<'a> {
-    Event::SessionEnded { user, instance, reason, detail }
+    Event::SessionEnded {
+        user,
+        instance,
+        reason,
+        detail,
+    }
 }
 
 /// Messages about the server itself, or from helpers that log no client
 /// prefix.
 fn server_message(msg: &str) -> Option<Event<'_>> {
     if msg.starts_with("SIG")
-        && (msg.ends_with("received, process exiting") || msg.ends_with("received, process restarting"))
+        && (msg.ends_with("received, process exiting")
+            || msg.ends_with("received, process restarting"))
     {
         return Some(Event::GatewayStopped { detail: msg });
     }
@@ -233,10 +277,17 @@ fn server_message(msg: &str) -> Option<Event<'_>> {
     // pfSense/OPNsense auth helpers: `user 'j.martin' authenticated`.
     if let Some(rest) = msg.strip_prefix("user '") {
         if let Some(name) = rest.strip_suffix("' authenticated") {
-            return Some(Event::UserAuthenticated { user: name, instance: None });
+            return Some(Event::UserAuthenticated {
+                user: name,
+                instance: None,
+            });
         }
         if let Some((name, _)) = rest.split_once("' could not authenticate") {
-            return Some(Event::AuthFailed { user: Some(name), instance: None, detail: msg });
+            return Some(Event::AuthFailed {
+                user: Some(name),
+                instance: None,
+                detail: msg,
+            });
         }
     }
     None
@@ -283,7 +334,13 @@ mod tests {
         let e = message("127.0.0.1:51127 [Le Gall, Jean-Marc] Peer Connection Initiated with [AF_INET]127.0.0.1:51127")
             .unwrap()
             .unwrap();
-        assert!(matches!(e, Event::SessionStarted { user: "Le Gall, Jean-Marc", .. }));
+        assert!(matches!(
+            e,
+            Event::SessionStarted {
+                user: "Le Gall, Jean-Marc",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -312,25 +369,53 @@ mod tests {
         let e = message("j.martin/198.51.100.23:51734 MULTI: primary virtual IP for j.martin/198.51.100.23:51734: 10.8.0.6")
             .unwrap()
             .unwrap();
-        assert!(matches!(e, Event::AddressAssigned { virtual_ip, .. } if virtual_ip == ip("10.8.0.6")));
+        assert!(
+            matches!(e, Event::AddressAssigned { virtual_ip, .. } if virtual_ip == ip("10.8.0.6"))
+        );
     }
 
     #[test]
     fn ends_and_their_reasons() {
         let cases = [
-            ("SIGTERM[soft,remote-exit] received, client-instance exiting", EndReason::UserExit),
+            (
+                "SIGTERM[soft,remote-exit] received, client-instance exiting",
+                EndReason::UserExit,
+            ),
             ("CC-EEN exit message received by peer", EndReason::UserExit),
-            ("SIGTERM[soft,delayed-exit] received, client-instance exiting", EndReason::UserExit),
-            ("[s.bernard] Inactivity timeout (--ping-restart), restarting", EndReason::Timeout),
-            ("SIGUSR1[soft,ping-restart] received, client-instance restarting", EndReason::Timeout),
-            ("Connection reset, restarting [0]", EndReason::ConnectionLost),
-            ("SIGUSR1[soft,connection-reset] received, client-instance restarting", EndReason::ConnectionLost),
-            ("SIGUSR1[soft,tls-error] received, client-instance restarting", EndReason::ConnectionLost),
+            (
+                "SIGTERM[soft,delayed-exit] received, client-instance exiting",
+                EndReason::UserExit,
+            ),
+            (
+                "[s.bernard] Inactivity timeout (--ping-restart), restarting",
+                EndReason::Timeout,
+            ),
+            (
+                "SIGUSR1[soft,ping-restart] received, client-instance restarting",
+                EndReason::Timeout,
+            ),
+            (
+                "Connection reset, restarting [0]",
+                EndReason::ConnectionLost,
+            ),
+            (
+                "SIGUSR1[soft,connection-reset] received, client-instance restarting",
+                EndReason::ConnectionLost,
+            ),
+            (
+                "SIGUSR1[soft,tls-error] received, client-instance restarting",
+                EndReason::ConnectionLost,
+            ),
         ];
         for (body, want) in cases {
             let line = format!("s.bernard/203.0.113.45:40112 {body}");
             match message(&line).unwrap() {
-                Some(Event::SessionEnded { user, instance, reason, detail }) => {
+                Some(Event::SessionEnded {
+                    user,
+                    instance,
+                    reason,
+                    detail,
+                }) => {
                     assert_eq!(user, Some("s.bernard"), "{body}");
                     assert_eq!(instance, "203.0.113.45:40112", "{body}");
                     assert_eq!(reason, want, "{body}");
@@ -352,11 +437,23 @@ mod tests {
         let e = message("198.51.100.7:40000 TLS: Username/Password authentication succeeded for username 'a.petit'")
             .unwrap()
             .unwrap();
-        assert_eq!(e, Event::UserAuthenticated { user: "a.petit", instance: Some("198.51.100.7:40000") });
+        assert_eq!(
+            e,
+            Event::UserAuthenticated {
+                user: "a.petit",
+                instance: Some("198.51.100.7:40000")
+            }
+        );
         let e = message("198.51.100.7:40000 TLS: Username/Password authentication succeeded for username 'a.petit' [CN SET]")
             .unwrap()
             .unwrap();
-        assert_eq!(e, Event::UserAuthenticated { user: "a.petit", instance: Some("198.51.100.7:40000") });
+        assert_eq!(
+            e,
+            Event::UserAuthenticated {
+                user: "a.petit",
+                instance: Some("198.51.100.7:40000")
+            }
+        );
     }
 
     #[test]
@@ -364,22 +461,34 @@ mod tests {
         let e = message("j.martin/198.51.100.23:51800 MULTI: new connection by client 'j.martin' will cause previous active sessions by this client to be dropped.  Remember to use the --duplicate-cn option if you want multiple connections by the same Common Name.")
             .unwrap()
             .unwrap();
-        assert_eq!(e, Event::ClientReplaced { user: "j.martin", instance: "198.51.100.23:51800" });
+        assert_eq!(
+            e,
+            Event::ClientReplaced {
+                user: "j.martin",
+                instance: "198.51.100.23:51800"
+            }
+        );
     }
 
     #[test]
     fn server_stop_and_start() {
         assert_eq!(
             message("SIGTERM[hard,] received, process exiting"),
-            Ok(Some(Event::GatewayStopped { detail: "SIGTERM[hard,] received, process exiting" }))
+            Ok(Some(Event::GatewayStopped {
+                detail: "SIGTERM[hard,] received, process exiting"
+            }))
         );
         assert_eq!(
             message("SIGHUP[hard,] received, process restarting"),
-            Ok(Some(Event::GatewayStopped { detail: "SIGHUP[hard,] received, process restarting" }))
+            Ok(Some(Event::GatewayStopped {
+                detail: "SIGHUP[hard,] received, process restarting"
+            }))
         );
         assert_eq!(
             message("Initialization Sequence Completed"),
-            Ok(Some(Event::GatewayStarted { detail: "Initialization Sequence Completed" }))
+            Ok(Some(Event::GatewayStarted {
+                detail: "Initialization Sequence Completed"
+            }))
         );
     }
 
@@ -396,7 +505,10 @@ mod tests {
     fn auth_helper_lines() {
         assert_eq!(
             message("user 'j.martin' authenticated"),
-            Ok(Some(Event::UserAuthenticated { user: "j.martin", instance: None }))
+            Ok(Some(Event::UserAuthenticated {
+                user: "j.martin",
+                instance: None
+            }))
         );
     }
 }

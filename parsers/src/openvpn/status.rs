@@ -85,7 +85,8 @@ pub fn parse_status(text: &str) -> Vec<StatusLine<'_>> {
 }
 
 fn is_tagged(line: &str, tag: &str) -> bool {
-    line.strip_prefix(tag).is_some_and(|rest| rest.starts_with([',', '\t']))
+    line.strip_prefix(tag)
+        .is_some_and(|rest| rest.starts_with([',', '\t']))
 }
 
 /// Splits a v2/v3 line on its separator (the character after the tag).
@@ -128,7 +129,13 @@ fn parse_snapshot<'a>(lines: &[(usize, &'a str)]) -> Vec<StatusLine<'a>> {
             (_, "TITLE") | (_, "GLOBAL_STATS") => {}
             (_, "TIME") => match fields(text).get(2).and_then(|e| epoch(e)) {
                 Some(at) => snapshot_time = LineTime::Absolute { at },
-                None => error = Some(ParseError::at(text, "", "TIME,<local time>,<epoch seconds>")),
+                None => {
+                    error = Some(ParseError::at(
+                        text,
+                        "",
+                        "TIME,<local time>,<epoch seconds>",
+                    ))
+                }
             },
             (_, "HEADER") => {
                 let f = fields(text);
@@ -182,13 +189,23 @@ fn parse_snapshot<'a>(lines: &[(usize, &'a str)]) -> Vec<StatusLine<'a>> {
                         routes.insert((cn, real), ip);
                     }
                 } else {
-                    error = Some(ParseError::at(text, "", "Virtual Address,Common Name,Real Address,Last Ref"));
+                    error = Some(ParseError::at(
+                        text,
+                        "",
+                        "Virtual Address,Common Name,Real Address,Last Ref",
+                    ));
                 }
             }
             _ if section == Section::Other => {}
             _ => error = Some(ParseError::at(text, text, "a status file line")),
         }
-        out.push(StatusLine { number, text, time: LineTime::Missing, event: None, error });
+        out.push(StatusLine {
+            number,
+            text,
+            time: LineTime::Missing,
+            event: None,
+            error,
+        });
     }
 
     for line in &mut out {
@@ -196,11 +213,15 @@ fn parse_snapshot<'a>(lines: &[(usize, &'a str)]) -> Vec<StatusLine<'a>> {
     }
     let client_count = rows.len();
     if let Some(end) = out.iter_mut().rev().find(|l| l.text == "END") {
-        end.event = Some(Event::StatusSnapshot { clients: client_count, snapshot: snapshot_time });
+        end.event = Some(Event::StatusSnapshot {
+            clients: client_count,
+            snapshot: snapshot_time,
+        });
     }
     for (row, slot) in rows.into_iter().zip(row_slots) {
-        let virtual_ip =
-            row.virtual_ip.or_else(|| routes.get(&(row.common_name, row.real_text)).copied());
+        let virtual_ip = row
+            .virtual_ip
+            .or_else(|| routes.get(&(row.common_name, row.real_text)).copied());
         let user = match (row.common_name, row.username) {
             ("UNDEF", Some(name)) => name,
             (cn, _) => cn,
@@ -236,7 +257,10 @@ fn epoch(text: &str) -> Option<DateTime<FixedOffset>> {
 
 fn local_time(text: &str) -> Option<chrono::NaiveDateTime> {
     let full = |r: (&str, chrono::NaiveDateTime)| r.0.is_empty().then_some(r.1);
-    iso_datetime(text).ok().and_then(full).or_else(|| ctime(text).ok().and_then(full))
+    iso_datetime(text)
+        .ok()
+        .and_then(full)
+        .or_else(|| ctime(text).ok().and_then(full))
 }
 
 fn real_address(text: &str) -> Option<SocketAddr> {
@@ -262,14 +286,17 @@ fn split_common_name<'a>(
 
 fn number_field(text: &str, value: Option<&&str>, what: &'static str) -> Result<u64, ParseError> {
     let value = value.copied().unwrap_or("");
-    value.parse().map_err(|_| ParseError::at_slice(text, value, what))
+    value
+        .parse()
+        .map_err(|_| ParseError::at_slice(text, value, what))
 }
 
 /// `t.moreau,192.0.2.88:60344,3145728,15728640,Tue Jun 18 09:41:58 2024`
 fn client_row_v1(text: &str, number: usize) -> Result<Row<'_>, ParseError> {
     let f: Vec<&str> = text.split(',').collect();
-    let (common_name, shift) = split_common_name(text, &f, 0)
-        .ok_or_else(|| ParseError::at(text, text, "Common Name,Real Address,... with an ip:port"))?;
+    let (common_name, shift) = split_common_name(text, &f, 0).ok_or_else(|| {
+        ParseError::at(text, text, "Common Name,Real Address,... with an ip:port")
+    })?;
     let at = |i: usize| f.get(i + shift);
     let real_text = at(1).copied().unwrap_or("");
     let real = real_address(real_text).expect("found by split_common_name");
@@ -300,8 +327,9 @@ fn client_row_v2<'a>(
 ) -> Result<Row<'a>, ParseError> {
     let column = |name: &str| header.iter().position(|h| *h == name);
     let cn_index = column("Common Name").unwrap_or(0);
-    let (common_name, shift) = split_common_name(text, f, cn_index)
-        .ok_or_else(|| ParseError::at(text, text, "a CLIENT_LIST row with a Real Address ip:port"))?;
+    let (common_name, shift) = split_common_name(text, f, cn_index).ok_or_else(|| {
+        ParseError::at(text, text, "a CLIENT_LIST row with a Real Address ip:port")
+    })?;
     let get = |name: &str, default: usize| f.get(column(name).unwrap_or(default) + shift).copied();
     let real_text = get("Real Address", 1).unwrap_or("");
     let real = real_address(real_text).expect("found by split_common_name");
@@ -352,7 +380,10 @@ mod tests {
         let text = "OpenVPN CLIENT LIST\nUpdated,Tue Jun 18 10:30:00 2024\nCommon Name,Real Address,Bytes Received,Bytes Sent,Connected Since\nt.moreau,192.0.2.88:60344,3145728,15728640,Tue Jun 18 09:41:58 2024\nROUTING TABLE\nVirtual Address,Common Name,Real Address,Last Ref\n10.9.0.2,t.moreau,192.0.2.88:60344,Tue Jun 18 10:29:58 2024\nGLOBAL STATS\nMax bcast/mcast queue length,0\nEND\n";
         let lines = parse_status(text);
         assert_eq!(lines.len(), 10);
-        assert!(matches!(lines[9].event, Some(Event::StatusSnapshot { clients: 1, .. })));
+        assert!(matches!(
+            lines[9].event,
+            Some(Event::StatusSnapshot { clients: 1, .. })
+        ));
         assert!(lines.iter().all(|l| l.error.is_none()), "{lines:?}");
         let c = client(&lines[3]);
         assert_eq!(c.user, "t.moreau");
@@ -360,7 +391,10 @@ mod tests {
         assert_eq!(c.remote_port, Some(60344));
         assert_eq!(c.virtual_ip, Some(ip("10.9.0.2")));
         assert_eq!((c.bytes_in, c.bytes_out), (3_145_728, 15_728_640));
-        let since = chrono::NaiveDate::from_ymd_opt(2024, 6, 18).unwrap().and_hms_opt(9, 41, 58).unwrap();
+        let since = chrono::NaiveDate::from_ymd_opt(2024, 6, 18)
+            .unwrap()
+            .and_hms_opt(9, 41, 58)
+            .unwrap();
         assert_eq!(c.connected_since, LineTime::Local { at: since });
     }
 
@@ -372,9 +406,13 @@ mod tests {
         assert_eq!(c.user, "t.moreau");
         assert_eq!(c.username, None);
         assert_eq!(c.virtual_ip, Some(ip("10.9.0.2")));
-        let since = DateTime::from_timestamp(1_718_696_518, 0).unwrap().fixed_offset();
+        let since = DateTime::from_timestamp(1_718_696_518, 0)
+            .unwrap()
+            .fixed_offset();
         assert_eq!(c.connected_since, LineTime::Absolute { at: since });
-        let snap = DateTime::from_timestamp(1_718_699_400, 0).unwrap().fixed_offset();
+        let snap = DateTime::from_timestamp(1_718_699_400, 0)
+            .unwrap()
+            .fixed_offset();
         assert_eq!(c.snapshot, LineTime::Absolute { at: snap });
     }
 
