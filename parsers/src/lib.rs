@@ -151,7 +151,13 @@ pub fn parse_line(line: &str, choice: FormatChoice) -> Result<Parsed<'_>, ParseE
             ))
         }
     };
-    let event = message_event(&envelope)?;
+    // Vendor parsers count columns in the message: count them in the line.
+    let message_offset =
+        (envelope.message.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
+    let event = message_event(&envelope).map_err(|mut e| {
+        e.column += message_offset;
+        e
+    })?;
     Ok(Parsed { envelope, event })
 }
 

@@ -1,0 +1,422 @@
+//! Ingest end to end: idempotence, growth, unparsed lines, and the
+//! sessionizer's rules on small, real-looking logs.
+
+mod support;
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+use support::{fixture, path_str, Ledger};
+
+/// Writes lines to a file in the ledger's folder.
+fn write_log(ledger: &Ledger, name: &str, lines: &[&str]) -> String {
+    let path = ledger.dir.path().join(name);
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(&path, text).unwrap();
+    path_str(&path).to_owned()
+}
+
+fn tables(ledger: &Ledger) -> Vec<i64> {
+    [
+        "records",
+        "events",
+        "traffic",
+        "unparsed",
+        "checkpoints",
+        "sessions",
+    ]
+    .iter()
+    .map(|t| ledger.count(t))
+    .collect()
+}
+
+#[test]
+fn ingesting_the_same_file_twice_adds_nothing() {
+    let ledger = Ledger::new();
+    let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    let args = ["ingest", "--year", "2024", path_str(&log)];
+    ledger.ok(&args);
+    let sessions = ledger.sessions();
+    let counts = tables(&ledger);
+    assert_eq!(counts, vec![17, 11, 6, 0, 1, 2]);
+
+    let second = ledger.ok(&args);
+    assert!(second.contains("0 new line(s)"), "{second}");
+    assert!(second.contains("1 file(s) had nothing new"), "{second}");
+    assert_eq!(ledger.sessions(), sessions);
+    assert_eq!(tables(&ledger), counts);
+}
+
+#[test]
+fn a_grown_file_is_read_from_where_it_stopped_and_closes_open_sessions() {
+    let ledger = Ledger::new();
+    let full = std::fs::read_to_string(fixture("corpus/openvpn/syslog-rfc3164.log")).unwrap();
+    let lines: Vec<&str> = full.lines().collect();
+    let path = ledger.dir.path().join("openvpn.log");
+
+    // Up to s.bernard's traffic: both sessions open.
+    let first_part: String = lines[..27].iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, &first_part).unwrap();
+    ledger.ok(&["ingest", "--year", "2024", path_str(&path)]);
+    let open = ledger.sessions();
+    assert_eq!(open.len(), 2);
+    assert!(open.iter().all(|s| s["end"].is_null()), "{open:#?}");
+
+    // The rest arrives: the same sessions, now closed, nothing counted twice.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    for l in &lines[27..] {
+        writeln!(f, "{l}").unwrap();
+    }
+    drop(f);
+    let out = ledger.ok(&["ingest", "--year", "2024", path_str(&path)]);
+    assert!(
+        out.contains(&format!("{} new line(s)", lines.len() - 27)),
+        "{out}"
+    );
+    let closed = ledger.sessions();
+    assert_eq!(closed.len(), 2);
+    assert_eq!(
+        closed[0]["id"], open[0]["id"],
+        "a session keeps its id when it closes"
+    );
+    assert_eq!(closed[0]["end"], "2024-03-12T08:47:55Z");
+    assert_eq!(closed[1]["end"], "2024-03-12T09:05:31Z");
+    assert_eq!(tables(&ledger), vec![17, 11, 6, 0, 1, 2]);
+}
+
+#[test]
+fn a_partial_last_line_waits_for_its_newline() {
+    let ledger = Ledger::new();
+    let path = ledger.dir.path().join("partial.log");
+    let start = "Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:51734\n";
+    let end = "Mar 12 09:47:55 vpn-lyon openvpn[1873]: j.martin/198.51.100.23:51734 SIGTERM[soft,remote-exit] received, client-instance exiting";
+    std::fs::write(&path, format!("{start}{}", &end[..40])).unwrap();
+    let out = ledger.ok(&["ingest", "--year", "2024", path_str(&path)]);
+    assert!(
+        out.contains("1 last line(s) without a newline left for a later read"),
+        "{out}"
+    );
+    assert!(ledger.sessions()[0]["end"].is_null());
+
+    std::fs::write(&path, format!("{start}{end}\n")).unwrap();
+    ledger.ok(&["ingest", "--year", "2024", path_str(&path)]);
+    let s = ledger.sessions();
+    assert_eq!(s[0]["end"], "2024-03-12T08:47:55Z");
+    assert_eq!(ledger.count("unparsed"), 0);
+}
+
+#[test]
+fn lines_no_parser_understands_are_kept_and_counted() {
+    let ledger = Ledger::new();
+    let log = write_log(
+        &ledger,
+        "mixed.log",
+        &[
+            "Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:51734",
+            "this is not a log line",
+            "Mar 12 09:1x:03 vpn-lyon openvpn[1873]: broken time",
+            "Mar 12 09:20:00 vpn-lyon openvpn[1873]: j.martin/198.51.100.23:51734 MULTI_sva: pool returned IPv4=10.8.0.999, IPv6=(Not enabled)",
+        ],
+    );
+    let out = ledger.ok(&["ingest", "--year", "2024", &log]);
+    assert!(out.contains("3 unparsed line(s) kept"), "{out}");
+    let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT line, CAST(raw AS TEXT), reason FROM unparsed ORDER BY line")
+        .unwrap();
+    let rows: Vec<(i64, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows[0].0, 2);
+    assert_eq!(rows[0].1, "this is not a log line");
+    assert_eq!(rows[0].2, "expected a syslog header or an OpenVPN log timestamp at column 1, found \"this is not a log line\"");
+    assert_eq!(rows[1].0, 3);
+    assert_eq!(
+        rows[1].2,
+        "expected a time hh:mm:ss at column 8, found \"09:1x:03 vpn-lyon openvp\""
+    );
+    assert_eq!(rows[2].0, 4);
+    assert_eq!(
+        rows[2].2,
+        "expected an IP address after IPv4= or IPv6= at column 100, found \"10.8.0.999\""
+    );
+}
+
+#[test]
+fn two_undef_clients_stay_two_sessions_named_by_their_usernames() {
+    let ledger = Ledger::new();
+    let log = write_log(
+        &ledger,
+        "undef.log",
+        &[
+            "2024-05-02 10:00:01 198.51.100.7:40001 TLS: Username/Password authentication succeeded for username 'a.petit'",
+            "2024-05-02 10:00:01 198.51.100.7:40001 [UNDEF] Peer Connection Initiated with [AF_INET]198.51.100.7:40001",
+            "2024-05-02 10:00:01 UNDEF/198.51.100.7:40001 MULTI_sva: pool returned IPv4=10.9.0.5, IPv6=(Not enabled)",
+            "2024-05-02 10:00:09 198.51.100.7:40002 TLS: Username/Password authentication succeeded for username 'l.roux'",
+            "2024-05-02 10:00:09 198.51.100.7:40002 [UNDEF] Peer Connection Initiated with [AF_INET]198.51.100.7:40002",
+            "2024-05-02 10:00:09 UNDEF/198.51.100.7:40002 MULTI_sva: pool returned IPv4=10.9.0.6, IPv6=(Not enabled)",
+            "2024-05-02 10:30:00 UNDEF/198.51.100.7:40001 SIGTERM[soft,remote-exit] received, client-instance exiting",
+        ],
+    );
+    ledger.ok(&["ingest", "--source", "vpn-annecy", "--tz", "UTC", &log]);
+    let s = ledger.sessions();
+    assert_eq!(s.len(), 2, "{s:#?}");
+    assert_eq!(
+        (s[0]["user"].as_str(), s[0]["virtual_ip"].as_str()),
+        (Some("a.petit"), Some("10.9.0.5"))
+    );
+    assert_eq!(s[0]["end"], "2024-05-02T10:30:00Z");
+    assert_eq!(
+        (s[1]["user"].as_str(), s[1]["virtual_ip"].as_str()),
+        (Some("l.roux"), Some("10.9.0.6"))
+    );
+    assert!(s[1]["end"].is_null());
+    assert_eq!(s[0]["remote_port"], 40001);
+    assert_eq!(s[1]["remote_port"], 40002);
+}
+
+#[test]
+fn restart_replacement_and_reconnection() {
+    let ledger = Ledger::new();
+    let log = write_log(
+        &ledger,
+        "restart.log",
+        &[
+            "2024-05-02 10:00:00 198.51.100.23:50001 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:50001",
+            // The same CN connects again without --duplicate-cn: the first is dropped.
+            "2024-05-02 10:10:00 198.51.100.23:50002 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:50002",
+            "2024-05-02 10:10:00 j.martin/198.51.100.23:50002 MULTI: new connection by client 'j.martin' will cause previous active sessions by this client to be dropped.  Remember to use the --duplicate-cn option if you want multiple connections by the same Common Name.",
+            "2024-05-02 10:20:00 203.0.113.45:40112 [s.bernard] Peer Connection Initiated with [AF_INET]203.0.113.45:40112",
+            // The server stops: every open session ends, by inference.
+            "2024-05-02 10:40:00 SIGTERM[hard,] received, process exiting",
+            // j.martin comes back 30 s after the restart: it continues the visit.
+            "2024-05-02 10:40:30 198.51.100.23:50003 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:50003",
+        ],
+    );
+    ledger.ok(&["ingest", "--source", "vpn-annecy", "--tz", "UTC", &log]);
+    let s = ledger.sessions();
+    assert_eq!(s.len(), 4, "{s:#?}");
+    assert_eq!(s[0]["end"], "2024-05-02T10:10:00Z");
+    assert_eq!(s[0]["end_reason"], "replaced");
+    assert_eq!(s[0]["end_inferred"], false);
+    assert_eq!(s[1]["end"], "2024-05-02T10:40:00Z");
+    assert_eq!(s[1]["end_reason"], "gateway_restart");
+    assert_eq!(s[1]["end_inferred"], true);
+    assert_eq!(
+        s[1]["end_detail"],
+        "SIGTERM[hard,] received, process exiting"
+    );
+    assert_eq!(s[2]["user"], "s.bernard");
+    assert_eq!(s[2]["end_reason"], "gateway_restart");
+    assert_eq!(s[3]["user"], "j.martin");
+    assert!(s[3]["end"].is_null());
+    assert_eq!(s[3]["continues"], s[1]["id"]);
+    assert_eq!(
+        s[1]["continues"], s[0]["id"],
+        "the replacing connection resumes the visit"
+    );
+    assert!(s[2]["continues"].is_null());
+}
+
+#[test]
+fn dropped_traffic_and_reused_addresses_are_not_devices() {
+    let ledger = Ledger::new();
+    let log = write_log(
+        &ledger,
+        "devices.log",
+        &[
+            "Mar 12 09:00:00 vpn-lyon openvpn[1]: 198.51.100.23:1 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:1",
+            "Mar 12 09:00:00 vpn-lyon openvpn[1]: j.martin/198.51.100.23:1 MULTI_sva: pool returned IPv4=10.8.0.6, IPv6=(Not enabled)",
+            "Mar 12 09:01:00 vpn-lyon kernel: [1.0] VPN-FWD IN=tun0 OUT=eth1 MAC= SRC=10.8.0.6 DST=192.168.20.10 LEN=60 PROTO=TCP SPT=1 DPT=443",
+            "Mar 12 09:02:00 vpn-lyon kernel: [2.0] VPN-DROP IN=tun0 OUT=eth1 MAC= SRC=10.8.0.6 DST=192.168.20.99 LEN=60 PROTO=TCP SPT=1 DPT=445",
+            "Mar 12 09:03:00 other-gw kernel: [3.0] VPN-FWD IN=tun0 OUT=eth1 MAC= SRC=10.8.0.6 DST=192.168.20.77 LEN=60 PROTO=TCP SPT=1 DPT=80",
+            "Mar 12 09:04:00 vpn-lyon kernel: [4.0] VPN-FWD IN=tun0 OUT=eth0 MAC= SRC=10.8.0.6 DST=192.0.2.44 LEN=60 PROTO=TCP SPT=1 DPT=443",
+            "Mar 12 09:05:00 vpn-lyon kernel: [5.0] VPN-FWD IN=tun0 OUT=eth1 MAC= SRC=10.8.0.6 DST=192.168.20.10 LEN=60 PROTO=UDP SPT=1 DPT=161",
+            "Mar 12 09:10:00 vpn-lyon openvpn[1]: j.martin/198.51.100.23:1 SIGTERM[soft,remote-exit] received, client-instance exiting",
+            // The pool gives 10.8.0.6 to the next client.
+            "Mar 12 09:20:00 vpn-lyon openvpn[1]: 203.0.113.45:2 [s.bernard] Peer Connection Initiated with [AF_INET]203.0.113.45:2",
+            "Mar 12 09:20:00 vpn-lyon openvpn[1]: s.bernard/203.0.113.45:2 MULTI_sva: pool returned IPv4=10.8.0.6, IPv6=(Not enabled)",
+            "Mar 12 09:21:00 vpn-lyon kernel: [6.0] VPN-FWD IN=tun0 OUT=eth1 MAC= SRC=10.8.0.6 DST=192.168.30.5 LEN=60 PROTO=TCP SPT=1 DPT=22",
+        ],
+    );
+    ledger.ok(&["ingest", "--year", "2024", &log]);
+    let s = ledger.sessions();
+    assert_eq!(s.len(), 2);
+    assert_eq!(
+        s[0]["devices"],
+        json!([{"ip": "192.168.20.10", "name": null, "ports": ["tcp/443", "udp/161"]}])
+    );
+    assert_eq!(s[0]["public_destinations"], 1);
+    assert_eq!(
+        s[1]["devices"],
+        json!([{"ip": "192.168.30.5", "name": null, "ports": ["tcp/22"]}])
+    );
+}
+
+#[test]
+fn status_file_and_log_of_one_connection_make_one_session() {
+    let ledger = Ledger::new();
+    let log = fixture("corpus/openvpn/file-log-iso.log");
+    let status = fixture("corpus/openvpn/status-v2.log");
+    ledger.ok(&[
+        "ingest",
+        "--source",
+        "vpn-annecy",
+        "--tz",
+        "Europe/Paris",
+        path_str(&status),
+    ]);
+    ledger.ok(&[
+        "ingest",
+        "--source",
+        "vpn-annecy",
+        "--tz",
+        "Europe/Paris",
+        path_str(&log),
+    ]);
+    let s = ledger.sessions();
+    assert_eq!(s.len(), 2, "{s:#?}");
+    let t = s.iter().find(|x| x["user"] == "t.moreau").unwrap();
+    assert_eq!(t["start"], "2024-06-18T07:41:58Z");
+    assert_eq!(t["end"], "2024-06-18T09:12:35Z");
+    assert_eq!(t["end_reason"], "user_exit");
+    assert_eq!(
+        (t["bytes_in"].as_u64(), t["bytes_out"].as_u64()),
+        (Some(3_145_728), Some(15_728_640))
+    );
+    let a = s.iter().find(|x| x["user"] == "a.petit").unwrap();
+    assert!(a["end"].is_null());
+}
+
+#[test]
+fn a_status_snapshot_that_no_longer_lists_a_client_ends_it() {
+    let ledger = Ledger::new();
+    let first = write_log(
+        &ledger,
+        "status-1.log",
+        &[
+            "TITLE,OpenVPN 2.6.9",
+            "TIME,2024-06-18 10:30:00,1718699400",
+            "HEADER,CLIENT_LIST,Common Name,Real Address,Virtual Address,Virtual IPv6 Address,Bytes Received,Bytes Sent,Connected Since,Connected Since (time_t),Username,Client ID,Peer ID,Data Channel Cipher",
+            "CLIENT_LIST,a.petit,198.51.100.140:1194,10.9.0.3,,51200,204800,2024-06-18 10:27:13,1718699233,a.petit,5,1,AES-256-GCM",
+            "END",
+        ],
+    );
+    let second = write_log(
+        &ledger,
+        "status-2.log",
+        &[
+            "TITLE,OpenVPN 2.6.9",
+            "TIME,2024-06-18 10:31:00,1718699460",
+            "HEADER,CLIENT_LIST,Common Name,Real Address,Virtual Address,Virtual IPv6 Address,Bytes Received,Bytes Sent,Connected Since,Connected Since (time_t),Username,Client ID,Peer ID,Data Channel Cipher",
+            "END",
+        ],
+    );
+    ledger.ok(&["ingest", "--source", "vpn-annecy", &first, &second]);
+    let s = ledger.sessions();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0]["end"], "2024-06-18T08:31:00Z");
+    assert_eq!(s[0]["end_reason"], "left_status");
+    assert_eq!(s[0]["end_inferred"], true);
+}
+
+#[test]
+fn a_name_in_windows_1252_stays_the_same_person() {
+    let ledger = Ledger::new();
+    let path = ledger.dir.path().join("latin.log");
+    let mut bytes = b"Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 [r.lef".to_vec();
+    bytes.push(0xe8);
+    bytes.extend_from_slice(b"vre] Peer Connection Initiated with [AF_INET]198.51.100.23:51734\n");
+    std::fs::write(&path, bytes).unwrap();
+    ledger.ok(&["ingest", "--year", "2024", path_str(&path)]);
+    assert_eq!(ledger.sessions()[0]["user"], "r.lefèvre");
+}
+
+#[test]
+fn without_year_the_modification_time_dates_the_last_line() {
+    let ledger = Ledger::new();
+    // December then January: the file ends in January of the mtime's year.
+    let log = write_log(
+        &ledger,
+        "newyear.log",
+        &[
+            "Dec 31 23:59:00 vpn-lyon openvpn[1]: 198.51.100.23:1 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:1",
+            "Jan  1 00:10:00 vpn-lyon openvpn[1]: j.martin/198.51.100.23:1 SIGTERM[soft,remote-exit] received, client-instance exiting",
+        ],
+    );
+    let file = std::fs::File::options().write(true).open(&log).unwrap();
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_736_000_000); // 2025-01-04
+    file.set_modified(mtime).unwrap();
+    drop(file);
+    ledger.ok(&["ingest", "--tz", "UTC", &log]);
+    let s = ledger.sessions();
+    assert_eq!(s[0]["start"], "2024-12-31T23:59:00Z");
+    assert_eq!(s[0]["end"], "2025-01-01T00:10:00Z");
+}
+
+#[test]
+fn parse_json_names_format_event_and_error_of_each_line() {
+    let ledger = Ledger::new();
+    let log = write_log(
+        &ledger,
+        "parse.log",
+        &[
+            "Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:51734",
+            "2024-06-18 11:12:35 t.moreau/192.0.2.88:60344 CC-EEN exit message received by peer",
+            "garbage",
+        ],
+    );
+    let out = ledger.ok(&[
+        "parse",
+        "--json",
+        "--year",
+        "2024",
+        "--tz",
+        "Europe/Paris",
+        &log,
+    ]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["line"], 1);
+    assert_eq!(lines[0]["format"], "rfc3164");
+    assert_eq!(lines[0]["timestamp"], "2024-03-12T08:14:03Z");
+    assert_eq!(lines[0]["host"], "vpn-lyon");
+    assert_eq!(lines[0]["app"], "openvpn");
+    assert_eq!(lines[0]["pid"], 1873);
+    assert_eq!(lines[0]["event"]["kind"], "session_started");
+    assert_eq!(lines[0]["event"]["user"], "j.martin");
+    assert!(lines[0]["error"].is_null());
+    assert_eq!(lines[1]["format"], "openvpn");
+    assert_eq!(lines[1]["timestamp"], "2024-06-18T09:12:35Z");
+    assert_eq!(lines[1]["event"]["kind"], "session_ended");
+    assert_eq!(lines[1]["event"]["reason"], "user_exit");
+    assert!(lines[2]["event"].is_null());
+    assert_eq!(
+        lines[2]["error"],
+        "expected a syslog header or an OpenVPN log timestamp at column 1, found \"garbage\""
+    );
+    let stats = ledger.ok(&["parse", "--stats", "--year", "2024", &log]);
+    assert!(stats.contains("rfc3164 session_started"), "{stats}");
+    assert!(stats.contains("error"), "{stats}");
+}
+
+#[test]
+fn a_missing_file_is_bad_input() {
+    let ledger = Ledger::new();
+    let out = ledger.run(&["ingest", "/nonexistent/openvpn.log"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/openvpn.log: cannot open"),
+        "{err}"
+    );
+}
