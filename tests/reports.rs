@@ -1,0 +1,307 @@
+//! Reports, pre-fill and audit on the shipped sample (config/vpnledger.toml,
+//! fixtures/logs, fixtures/reports/sample.json), and configuration errors.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{fixture, path_str, Ledger};
+
+/// The demo's store: both gateways ingested and the sample reports imported.
+fn sample_ledger() -> Ledger {
+    let ledger = Ledger::sample();
+    let lyon = fixture("logs/vpn-lyon-syslog.log");
+    let annecy = fixture("logs/vpn-annecy-openvpn.log");
+    ledger.ok(&[
+        "ingest",
+        "--year",
+        "2024",
+        "--source",
+        "vpn-lyon",
+        path_str(&lyon),
+    ]);
+    ledger.ok(&[
+        "ingest",
+        "--year",
+        "2024",
+        "--source",
+        "vpn-annecy",
+        path_str(&annecy),
+    ]);
+    let out = ledger.ok(&[
+        "reports",
+        "import",
+        path_str(&fixture("reports/sample.json")),
+    ]);
+    assert!(out.contains("4 added"), "{out}");
+    ledger
+}
+
+#[test]
+fn sessions_carry_technicians_sites_and_named_devices() {
+    let ledger = sample_ledger();
+    let s = ledger.sessions();
+    assert_eq!(s.len(), 3);
+    assert_eq!(s[0]["user"], "j.martin");
+    assert_eq!(s[0]["technician"], "j.martin");
+    assert_eq!(s[0]["sites"], json!(["lyon-01"]));
+    assert_eq!(
+        s[0]["devices"],
+        json!([
+            {"ip": "192.168.20.10", "name": "NVR-01", "ports": ["tcp/443"]},
+            {"ip": "192.168.20.31", "name": "CAM-ENTREE", "ports": ["tcp/554"]},
+            {"ip": "192.168.30.5", "name": "SWITCH-POE", "ports": ["udp/161"]}
+        ])
+    );
+    assert_eq!(s[2]["user"], "t.moreau");
+    assert_eq!(s[2]["sites"], json!(["annecy-01"]));
+    let by_tech = ledger.json(&["sessions", "--json", "--user", "s.bernard"]);
+    assert_eq!(by_tech.as_array().unwrap().len(), 1);
+    let by_site = ledger.json(&["sessions", "--json", "--site", "annecy-01"]);
+    assert_eq!(by_site[0]["user"], "t.moreau");
+    let by_day = ledger.json(&["sessions", "--json", "--since", "2024-06-01"]);
+    assert_eq!(by_day.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn prefill_gives_the_logged_remote_part_with_its_evidence() {
+    let ledger = sample_ledger();
+    let p = ledger.json(&["reports", "prefill", "R-2024-0618-01", "--json"]);
+    let session = ledger.sessions()[2]["id"].clone();
+    assert_eq!(p["report"], "R-2024-0618-01");
+    assert_eq!(p["start"]["value"], "2024-06-18T07:41:58Z");
+    assert_eq!(p["end"]["value"], "2024-06-18T09:12:35Z");
+    assert_eq!(p["devices"]["value"], json!([]));
+    assert_eq!(p["tunnel"]["value"], "vpn-annecy");
+    assert_eq!(p["sessions"], json!([session]));
+    assert_eq!(p["start"]["evidence"][0]["source"], "vpn-annecy");
+    assert_eq!(p["start"]["evidence"][0]["line"], 8);
+    assert_eq!(
+        p["start"]["evidence"][0]["text"],
+        "2024-06-18 09:41:58 192.0.2.88:60344 [t.moreau] Peer Connection Initiated with [AF_INET]192.0.2.88:60344"
+    );
+    assert_eq!(
+        p["end"]["evidence"][0]["text"],
+        "2024-06-18 11:12:35 t.moreau/192.0.2.88:60344 CC-EEN exit message received by peer"
+    );
+
+    let honest = ledger.json(&["reports", "prefill", "R-2024-0312-01", "--json"]);
+    assert_eq!(honest["start"]["value"], "2024-03-12T08:14:03Z");
+    assert_eq!(honest["end"]["value"], "2024-03-12T08:47:55Z");
+    assert_eq!(
+        honest["devices"]["value"],
+        json!(["NVR-01", "CAM-ENTREE", "SWITCH-POE"])
+    );
+    assert_eq!(honest["tunnel"]["value"], "vpn-lyon");
+    assert_eq!(honest["devices"]["evidence"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn prefill_write_fills_a_draft_and_never_a_signed_report() {
+    let ledger = sample_ledger();
+    ledger.ok(&["reports", "prefill", "R-2024-0618-01", "--write"]);
+    let r = ledger.json(&["reports", "show", "R-2024-0618-01", "--json"]);
+    assert_eq!(r["remote"]["start"], "2024-06-18T07:41:58Z");
+    assert_eq!(r["remote"]["end"], "2024-06-18T09:12:35Z");
+    assert_eq!(r["remote"]["tunnel"], "vpn-annecy");
+    assert_eq!(ledger.count("report_versions"), 1);
+
+    let out = ledger.run(&["reports", "prefill", "R-2024-0312-01", "--write"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is signed"));
+    let unchanged = ledger.json(&["reports", "show", "R-2024-0312-01", "--json"]);
+    assert_eq!(unchanged["remote"]["start"], "2024-03-12T08:15:00Z");
+}
+
+fn kinds(audit: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().to_owned(),
+                d["report"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn audit_lists_each_discrepancy_of_the_sample_with_evidence() {
+    let ledger = sample_ledger();
+    let audit = ledger.json(&["audit", "--json"]);
+    let want: Vec<(String, String)> = [
+        ("device_not_declared", "R-2024-0312-01"),
+        ("duration_overstated", "R-2024-0312-02"),
+        ("end_mismatch", "R-2024-0312-02"),
+        ("no_session", "R-2024-0313-01"),
+        ("tunnel_mismatch", "R-2024-0312-02"),
+    ]
+    .iter()
+    .map(|(k, r)| (k.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(kinds(&audit), want);
+
+    let find = |kind: &str| {
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["kind"] == kind)
+            .unwrap()
+            .clone()
+    };
+    let device = find("device_not_declared");
+    assert_eq!(device["observed"], "SWITCH-POE");
+    assert_eq!(device["severity"], "warning");
+    assert_eq!(device["site"], "lyon-01");
+    assert_eq!(device["technician"], "j.martin");
+    assert!(device["evidence"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("DST=192.168.30.5"));
+    let end = find("end_mismatch");
+    assert_eq!(end["expected"], "2024-03-12T09:30:00Z");
+    assert_eq!(end["observed"], "2024-03-12T09:05:31Z");
+    assert!(end["evidence"][0]["text"]
+        .as_str()
+        .unwrap()
+        .contains("Inactivity timeout (--ping-restart)"));
+    let tunnel = find("tunnel_mismatch");
+    assert_eq!(tunnel["expected"], "vpn-paris");
+    assert_eq!(tunnel["observed"], json!(["vpn-lyon"]));
+    assert_eq!(find("no_session")["severity"], "critical");
+    assert!(find("no_session")["evidence"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Reproducible: the same list twice.
+    assert_eq!(ledger.json(&["audit", "--json"]), audit);
+    // Filters.
+    let critical = ledger.json(&["audit", "--json", "--severity", "critical"]);
+    assert_eq!(critical.as_array().unwrap().len(), 2);
+    let one_kind = ledger.json(&["audit", "--json", "--kind", "end_mismatch"]);
+    assert_eq!(one_kind.as_array().unwrap().len(), 1);
+    let other_site = ledger.json(&["audit", "--json", "--site", "annecy-01"]);
+    assert!(other_site.as_array().unwrap().is_empty());
+}
+
+#[test]
+fn an_explained_discrepancy_stays_explained() {
+    let ledger = sample_ledger();
+    let audit = ledger.json(&["audit", "--json", "--kind", "no_session"]);
+    let id = audit[0]["id"].as_str().unwrap().to_owned();
+    ledger.ok(&[
+        "audit",
+        "resolve",
+        &id,
+        "--note",
+        "intervention done by phone, report mode is wrong",
+    ]);
+    let again = ledger.json(&["audit", "--json", "--kind", "no_session"]);
+    assert_eq!(again[0]["id"], id.as_str());
+    assert_eq!(
+        again[0]["resolution"]["note"],
+        "intervention done by phone, report mode is wrong"
+    );
+    let out = ledger.run(&["audit", "resolve", "d-000000000000", "--note", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_unreported_session_is_found_once() {
+    let ledger = Ledger::sample();
+    ledger.ok(&[
+        "ingest",
+        "--year",
+        "2024",
+        path_str(&fixture("logs/vpn-lyon-syslog.log")),
+    ]);
+    let audit = ledger.json(&["audit", "--json"]);
+    let k = kinds(&audit);
+    assert_eq!(
+        k,
+        vec![
+            ("unreported_session".to_owned(), "-".to_owned()),
+            ("unreported_session".to_owned(), "-".to_owned())
+        ]
+    );
+    let users: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["observed"]["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, vec!["j.martin", "s.bernard"]);
+    assert_eq!(audit[0]["site"], "lyon-01");
+    assert_eq!(audit[0]["evidence"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_bad_report_imports_nothing_and_names_record_and_field() {
+    let ledger = Ledger::sample();
+    let path = ledger.dir.path().join("bad.json");
+    std::fs::write(
+        &path,
+        r#"[{"id": "R-1", "site": "lyon-01", "technician": "j.martin", "mode": "remote"},
+            {"id": "R-2", "site": "lyon-01", "technician": "j.martin", "mode": "remote",
+             "remote": {"start": "2024-03-12 09:15", "end": "2024-03-12 25:00"}}]"#,
+    )
+    .unwrap();
+    let out = ledger.run(&["reports", "import", path_str(&path)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("report 1 (id \"R-2\"): field remote.end:"),
+        "{err}"
+    );
+    assert_eq!(ledger.count("reports"), 0);
+
+    std::fs::write(&path, r#"[{"id": "R-3", "site": "paris-99"}]"#).unwrap();
+    let out = ledger.run(&["reports", "import", path_str(&path)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("field site: unknown site \"paris-99\""));
+
+    let out = ledger.run(&["reports", "show", "R-404"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_config_lists_every_error_with_file_and_line() {
+    let ledger = Ledger::with_config(
+        "[defaults]\ntimezone = \"Europe/Paris\"\n\n[[source]]\nname = \"gw\"\nkind = \"syslog\"\n\n[[source]]\nname = \"gw\"\nkind = \"file\"\npath = \"/var/log/x.log\"\n",
+    );
+    let out = ledger.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let config = path_str(&ledger.config);
+    assert!(
+        err.contains(&format!(
+            "{config}:5: source[0].kind: a syslog source needs udp, tcp or both"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{config}:9: source[1].name: \"gw\" is already the name of the source at line 5"
+        )),
+        "{err}"
+    );
+
+    let typo = Ledger::with_config("[reconcile]\nmatch_margn = \"1h\"\n");
+    let out = typo.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":2: match_margn: unknown field `match_margn`"),
+        "{err}"
+    );
+
+    let good = Ledger::sample();
+    assert!(good
+        .ok(&["check-config"])
+        .contains("configuration is valid"));
+}
