@@ -21,7 +21,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
 use vpnledger_parsers::{
-    parse_line, Event, Format, FormatChoice, LineTime, Parsed, TimeResolver, Verdict, YearRule,
+    Event, Format, FormatChoice, LineReader, LineTime, Parsed, TimeResolver, Verdict, YearRule,
 };
 
 use crate::config::{default_drop_prefixes, Config};
@@ -311,6 +311,7 @@ pub fn ingest(
         fingerprint: &fingerprint,
         path: &label,
         resolver: TimeResolver::new(settings.zone, year_rule),
+        lines: LineReader::new(settings.format),
         received,
         offset: start_offset,
         line: start_line,
@@ -458,7 +459,11 @@ struct EventRow {
     detail: Option<String>,
     bytes_in: Option<u64>,
     bytes_out: Option<u64>,
+    /// When the connection began as the source says: a status file's
+    /// "connected since", a WireGuard peer's latest handshake.
     since: Option<i64>,
+    duration: Option<u64>,
+    correlation: Option<String>,
 }
 
 struct TrafficRow {
@@ -475,6 +480,9 @@ struct Reading<'a> {
     fingerprint: &'a str,
     path: &'a str,
     resolver: TimeResolver,
+    /// Reads the file's lines in order (a WireGuard poll times the dump
+    /// lines after it).
+    lines: LineReader,
     received: DateTime<Utc>,
     /// Byte offset after the last line read.
     offset: u64,
@@ -515,7 +523,7 @@ impl Reading<'_> {
         self.summary.lines += 1;
         let raw = trim_newline(raw_with_newline);
         let (text, encoding) = decode(raw, self.settings.encoding);
-        match parse_line(&text, self.settings.format) {
+        match self.lines.read(&text) {
             Ok(parsed) => self.keep_parsed(parsed, raw, encoding, line_offset),
             Err(e) => self.keep_unparsed(raw, line_offset, e.to_string()),
         }
@@ -546,7 +554,10 @@ impl Reading<'_> {
         };
         let Some(event) = parsed.event else { return };
         let envelope = &parsed.envelope;
-        let gateway = self.settings.gateway_of(envelope.host).to_owned();
+        let gateway = self
+            .settings
+            .gateway_of(envelope.host.or(parsed.device))
+            .to_owned();
         let record = RecordRow {
             line: self.line,
             offset,
@@ -647,14 +658,18 @@ fn event_row(event: &Event<'_>, since: Option<i64>) -> EventRow {
             instance,
             remote_ip,
             remote_port,
+            virtual_ip,
             tunnel,
+            correlation,
         } => EventRow {
             kind,
             user: s(user),
             instance: s(instance),
             remote_ip: remote_ip.map(|ip| ip.to_string()),
             remote_port: *remote_port,
+            virtual_ip: virtual_ip.map(|ip| ip.to_string()),
             tunnel: o(*tunnel),
+            correlation: o(*correlation),
             ..Default::default()
         },
         Event::AddressAssigned {
@@ -673,12 +688,52 @@ fn event_row(event: &Event<'_>, since: Option<i64>) -> EventRow {
             instance,
             reason,
             detail,
+            bytes_in,
+            bytes_out,
+            duration_s,
+            remote_ip,
+            tunnel,
         } => EventRow {
             kind,
             user: o(*user),
             instance: s(instance),
             reason: Some(reason.as_str()),
             detail: s(detail),
+            bytes_in: *bytes_in,
+            bytes_out: *bytes_out,
+            duration: *duration_s,
+            remote_ip: remote_ip.map(|ip| ip.to_string()),
+            tunnel: o(*tunnel),
+            ..Default::default()
+        },
+        Event::BytesCounted {
+            instance,
+            virtual_ip,
+            bytes_in,
+            bytes_out,
+            cumulative,
+        } => EventRow {
+            kind,
+            instance: o(*instance),
+            virtual_ip: virtual_ip.map(|ip| ip.to_string()),
+            bytes_in: Some(*bytes_in),
+            bytes_out: Some(*bytes_out),
+            reason: Some(if *cumulative { "cumulative" } else { "part" }),
+            ..Default::default()
+        },
+        Event::PeerStatus(p) => EventRow {
+            kind,
+            user: s(p.public_key),
+            instance: Some(format!("{}/{}", p.interface, p.public_key)),
+            remote_ip: p.endpoint_ip.map(|ip| ip.to_string()),
+            remote_port: p.endpoint_port,
+            virtual_ip: p.allowed_ip.map(|ip| ip.to_string()),
+            tunnel: (!p.interface.is_empty()).then(|| p.interface.to_owned()),
+            bytes_in: Some(p.rx),
+            bytes_out: Some(p.tx),
+            since: p
+                .latest_handshake
+                .map(|secs| secs.saturating_mul(1_000_000)),
             ..Default::default()
         },
         Event::UserAuthenticated { user, instance } => EventRow {
@@ -783,8 +838,8 @@ fn write_rows(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     let mut insert_event = tx.prepare_cached(
-        "INSERT INTO events (record_id, gateway, ts, kind, user, instance, remote_ip, remote_port, virtual_ip, tunnel, reason, detail, bytes_in, bytes_out, since, pid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        "INSERT INTO events (record_id, gateway, ts, kind, user, instance, remote_ip, remote_port, virtual_ip, tunnel, reason, detail, bytes_in, bytes_out, since, pid, duration, correlation)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )?;
     let mut insert_traffic = tx.prepare_cached(
         "INSERT INTO traffic (record_id, gateway, ts, src, dst, proto, dst_port, allowed)
@@ -855,6 +910,8 @@ fn write_rows(
                         e.bytes_out.map(|b| b as i64),
                         e.since,
                         r.pid,
+                        e.duration.map(|d| d as i64),
+                        e.correlation,
                     ])?;
                 }
                 if let Some(t) = traffic {
@@ -892,6 +949,7 @@ fn ingest_status(
         fingerprint: &fingerprint,
         path: label,
         resolver: TimeResolver::new(settings.zone, YearRule::ClosestToReceived),
+        lines: LineReader::new(settings.format),
         received,
         offset: content.len() as u64,
         line: 0,

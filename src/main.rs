@@ -21,7 +21,7 @@ use vpnledger::sessions::{self, SessionFilter, SessionRules};
 use vpnledger::store::{format_utc, Store};
 use vpnledger::{reports, BadInput};
 use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
-use vpnledger_parsers::{parse_line, Format, FormatChoice, TimeResolver, YearRule};
+use vpnledger_parsers::{Format, FormatChoice, LineReader, TimeResolver, YearRule};
 
 #[derive(Parser)]
 #[command(
@@ -976,12 +976,13 @@ fn cmd_parse(
             }
             continue;
         }
+        let mut reader = LineReader::new(format);
         for (index, raw) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
             total += 1;
             let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
             let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
             let (text, _) = decode(raw, settings.encoding);
-            let parsed = parse_line(&text, format);
+            let parsed = reader.read(&text);
             let (key, value) = match &parsed {
                 Ok(p) => {
                     let ts = resolver.resolve(&p.envelope.time, received);

@@ -107,6 +107,8 @@ struct StoredEvent {
     bytes_in: Option<i64>,
     bytes_out: Option<i64>,
     since: Option<i64>,
+    duration: Option<i64>,
+    correlation: Option<String>,
 }
 
 /// A session being built.
@@ -192,8 +194,8 @@ pub fn all_gateways(conn: &Connection) -> anyhow::Result<Vec<String>> {
 fn load_events(conn: &Connection, gateway: &str) -> anyhow::Result<Vec<StoredEvent>> {
     let mut stmt = conn.prepare_cached(
         "SELECT record_id, ts, kind, user, instance, remote_ip, remote_port, virtual_ip, tunnel,
-                reason, detail, bytes_in, bytes_out, since
-         FROM events WHERE gateway = ?1 ORDER BY ts, record_id",
+                reason, detail, bytes_in, bytes_out, since, duration, correlation
+         FROM events WHERE gateway = ?1 AND kind != 'auth_failed' ORDER BY ts, record_id",
     )?;
     let rows = stmt.query_map([gateway], |r| {
         Ok(StoredEvent {
@@ -211,198 +213,487 @@ fn load_events(conn: &Connection, gateway: &str) -> anyhow::Result<Vec<StoredEve
             bytes_in: r.get(11)?,
             bytes_out: r.get(12)?,
             since: r.get(13)?,
+            duration: r.get(14)?,
+            correlation: r.get(15)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// How long after its last handshake a WireGuard peer's key is dropped:
+/// with no newer handshake the peer cannot be connected any more.
+const WIREGUARD_KEY_LIFETIME: i64 = 180_000_000;
+
+/// How close two end lines of one instance are to be the same end
+/// (strongSwan logs `received DELETE` and `deleting IKE_SA` together).
+const SAME_END_WINDOW: i64 = 5_000_000;
+
+/// What the sessionizer knows of one WireGuard peer between polls.
+#[derive(Debug, Default)]
+struct Peer {
+    /// Counters at the last poll: the baseline of a session that starts
+    /// at the next handshake.
+    last_counters: Option<(i64, i64)>,
+    /// The session this peer's handshakes belong to: its place in `done`
+    /// once closed, so later polls that still show its last handshake
+    /// update its bytes.
+    session: Option<PeerSession>,
+}
+
+#[derive(Debug)]
+struct PeerSession {
+    /// Instance key in `open` while open; index in `done` once closed.
+    closed_at: Option<usize>,
+    last_handshake: i64,
+    baseline: (i64, i64),
+}
+
+/// The sessionizer's state while it walks one gateway's events.
+#[derive(Default)]
+struct Sessionizer {
+    done: Vec<Draft>,
+    /// Open sessions by instance key.
+    open: BTreeMap<String, Draft>,
+    /// Identities and addresses learned before their session started, by
+    /// the key the later start line refers to (OpenVPN's real address, a
+    /// charon thread).
+    pending: HashMap<String, Pending>,
+    /// The last username an auth helper logged without a prefix.
+    helper_username: Option<(i64, String)>,
+    peers: HashMap<String, Peer>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Pending {
+    user: Option<String>,
+    virtual_ip: Option<String>,
+}
+
 /// The heart of it: one pass over a gateway's events in time order.
 fn sessionize(events: &[StoredEvent]) -> Vec<Draft> {
-    let mut done: Vec<Draft> = Vec::new();
-    // Open sessions by instance key.
-    let mut open: BTreeMap<String, Draft> = BTreeMap::new();
-    // Usernames of clients not yet connected, by instance.
-    let mut usernames: HashMap<String, String> = HashMap::new();
-    // The last username an auth helper logged without a prefix.
-    let mut helper_username: Option<(i64, String)> = None;
-
+    let mut state = Sessionizer::default();
     for e in events {
+        state.apply(e);
+    }
+    let mut done = state.done;
+    done.extend(state.open.into_values());
+    done.sort_by(|a, b| (a.start, &a.user).cmp(&(b.start, &b.user)));
+    done
+}
+
+impl Sessionizer {
+    fn apply(&mut self, e: &StoredEvent) {
         let instance = e.instance.clone().unwrap_or_default();
         match e.kind.as_str() {
             "user_authenticated" => {
                 let user = e.user.clone().unwrap_or_default();
                 match &e.instance {
                     Some(i) => {
-                        if let Some(d) = open.get_mut(i).filter(|d| d.user == "UNDEF") {
+                        if let Some(d) = self.open.get_mut(i).filter(|d| d.user == "UNDEF") {
                             d.user = user.clone();
                             d.evidence.push(e.record_id);
                         }
-                        usernames.insert(i.clone(), user);
+                        self.pending.entry(i.clone()).or_default().user = Some(user);
                     }
-                    None => helper_username = Some((e.ts, user)),
+                    None => self.helper_username = Some((e.ts, user)),
                 }
             }
-            "session_started" => {
-                let mut user = e.user.clone().unwrap_or_default();
-                if user == "UNDEF" {
-                    if let Some(name) = usernames.remove(&instance) {
-                        user = name;
-                    } else if let Some((at, name)) = &helper_username {
-                        if e.ts - at <= AUTH_HELPER_WINDOW {
-                            user = name.clone();
-                        }
+            "session_started" => self.start(e, instance),
+            "address_assigned" => match self.open.get_mut(&instance) {
+                Some(d) => {
+                    if d.virtual_ip.is_none() {
+                        d.virtual_ip = e.virtual_ip.clone();
+                        d.evidence.push(e.record_id);
                     }
                 }
-                if let Some(existing) = open.get_mut(&instance) {
-                    if existing.user == user {
-                        // The same connection logged again: not a new one.
-                        existing.evidence.push(e.record_id);
-                        continue;
+                None => {
+                    let pending = self.pending.entry(instance).or_default();
+                    pending.virtual_ip = e.virtual_ip.clone();
+                    if pending.user.is_none() {
+                        pending.user = e.user.clone();
                     }
-                    // Another identity on the same address: the old one is gone.
-                    let mut old = open.remove(&instance).expect("present");
-                    old.close(e.ts, "replaced", true, None, e.record_id);
-                    done.push(old);
                 }
-                open.insert(
+            },
+            "session_ended" => self.end(e, instance),
+            "bytes_counted" => self.count_bytes(e),
+            "client_replaced" => {
+                let user = e.user.clone().unwrap_or_default();
+                let replaced: Vec<String> = self
+                    .open
+                    .iter()
+                    .filter(|(key, d)| **key != instance && d.user == user)
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                for key in replaced {
+                    self.close(&key, e.ts, "replaced", false, e.detail.clone(), e.record_id);
+                }
+            }
+            "gateway_stopped" | "gateway_started" => {
+                let keys: Vec<String> = self.open.keys().cloned().collect();
+                for key in keys {
+                    self.close(
+                        &key,
+                        e.ts,
+                        "gateway_restart",
+                        true,
+                        e.detail.clone(),
+                        e.record_id,
+                    );
+                }
+            }
+            "status_client" => self.status_client(e),
+            "status_snapshot" => {
+                // Sessions a status file listed before but not in this
+                // snapshot have left.
+                let gone: Vec<String> = self
+                    .open
+                    .iter()
+                    .filter(|(_, d)| d.listed_at.is_some_and(|at| at < e.ts))
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                for key in gone {
+                    let detail = Some("no longer listed in the status file".to_owned());
+                    self.close(&key, e.ts, "left_status", true, detail, e.record_id);
+                }
+            }
+            "peer_status" => self.peer_status(e, instance),
+            _ => {}
+        }
+    }
+
+    /// Closes the open session `key` and moves it to `done`.
+    fn close(
+        &mut self,
+        key: &str,
+        ts: i64,
+        reason: &str,
+        inferred: bool,
+        detail: Option<String>,
+        record: i64,
+    ) -> Option<usize> {
+        let mut d = self.open.remove(key)?;
+        d.close(ts, reason, inferred, detail, record);
+        self.done.push(d);
+        Some(self.done.len() - 1)
+    }
+
+    fn start(&mut self, e: &StoredEvent, instance: String) {
+        let mut user = e.user.clone().unwrap_or_default();
+        let mut virtual_ip = e.virtual_ip.clone();
+
+        // What earlier lines of the same negotiation said of the person:
+        // their correlation key (a charon thread), or the instance itself
+        // (OpenVPN's address, for `UNDEF` clients).
+        let from_correlation = e.correlation.as_ref().and_then(|c| self.pending.remove(c));
+        let from_instance = self.pending.remove(&instance);
+        if let Some(p) = &from_correlation {
+            if let Some(u) = &p.user {
+                user = u.clone();
+            }
+            virtual_ip = virtual_ip.or(p.virtual_ip.clone());
+        }
+        if user == "UNDEF" {
+            if let Some(name) = from_instance.as_ref().and_then(|p| p.user.clone()) {
+                user = name;
+            } else if let Some((at, name)) = &self.helper_username {
+                if e.ts - at <= AUTH_HELPER_WINDOW {
+                    user = name.clone();
+                }
+            }
+        }
+        if virtual_ip.is_none() {
+            virtual_ip = from_instance.and_then(|p| p.virtual_ip);
+        }
+
+        if let Some(existing) = self.open.get_mut(&instance) {
+            if existing.user == user {
+                // The same connection logged again: not a new one.
+                existing.evidence.push(e.record_id);
+                return;
+            }
+            // Another identity on the same instance: the old one is gone.
+            self.close(&instance, e.ts, "replaced", true, None, e.record_id);
+        }
+
+        // An IKE rekey or reauthentication: a new IKE_SA for the same
+        // person, address and tunnel continues the session under a new key.
+        if e.correlation.is_some() {
+            let same = self
+                .open
+                .iter()
+                .find(|(_, d)| d.user == user && d.remote_ip == e.remote_ip && d.tunnel == e.tunnel)
+                .map(|(k, _)| k.clone());
+            if let Some(old_key) = same {
+                let mut d = self.open.remove(&old_key).expect("present");
+                d.evidence.push(e.record_id);
+                d.instance = instance.clone();
+                self.open.insert(instance, d);
+                return;
+            }
+        }
+
+        self.open.insert(
+            instance.clone(),
+            Draft {
+                user,
+                instance,
+                start: e.ts,
+                end: None,
+                end_reason: None,
+                end_inferred: false,
+                end_detail: None,
+                tunnel: e.tunnel.clone(),
+                virtual_ip,
+                remote_ip: e.remote_ip.clone(),
+                remote_port: e.remote_port,
+                bytes_in: None,
+                bytes_out: None,
+                evidence: vec![e.record_id],
+                start_record: e.record_id,
+                end_record: None,
+                listed_at: None,
+            },
+        );
+    }
+
+    fn end(&mut self, e: &StoredEvent, instance: String) {
+        let reason = e.reason.clone().unwrap_or_else(|| "unknown".into());
+        if self.open.contains_key(&instance) {
+            let d = self.open.get_mut(&instance).expect("present");
+            if e.bytes_in.is_some() {
+                d.bytes_in = e.bytes_in;
+                d.bytes_out = e.bytes_out;
+            }
+            if d.tunnel.is_none() {
+                d.tunnel = e.tunnel.clone();
+            }
+            self.close(
+                &instance,
+                e.ts,
+                &reason,
+                false,
+                e.detail.clone(),
+                e.record_id,
+            );
+            return;
+        }
+
+        // A second end line of an instance that just ended adds nothing.
+        let just_ended = self.done.iter().any(|d| {
+            d.instance == instance
+                && d.end
+                    .is_some_and(|end| (e.ts - end).abs() <= SAME_END_WINDOW)
+        });
+        if just_ended {
+            return;
+        }
+
+        // An end that says how long the session lasted stands for its start
+        // when the start line is not in the logs (ASA 113019).
+        if let (Some(duration), Some(user)) = (e.duration, &e.user) {
+            let start = e.ts - duration.saturating_mul(1_000_000);
+            let mut d = Draft {
+                user: user.clone(),
+                instance,
+                start,
+                end: None,
+                end_reason: None,
+                end_inferred: false,
+                end_detail: None,
+                tunnel: e.tunnel.clone(),
+                virtual_ip: e.virtual_ip.clone(),
+                remote_ip: e.remote_ip.clone(),
+                remote_port: e.remote_port,
+                bytes_in: e.bytes_in,
+                bytes_out: e.bytes_out,
+                evidence: vec![],
+                start_record: e.record_id,
+                end_record: None,
+                listed_at: None,
+            };
+            d.close(e.ts, &reason, false, e.detail.clone(), e.record_id);
+            self.done.push(d);
+        }
+    }
+
+    /// Bytes of a part of a session (added) or a running total (set).
+    fn count_bytes(&mut self, e: &StoredEvent) {
+        let by_instance = e
+            .instance
+            .as_ref()
+            .filter(|i| self.open.contains_key(*i))
+            .cloned();
+        let key = by_instance.or_else(|| {
+            let vip = e.virtual_ip.as_ref()?;
+            self.open
+                .iter()
+                .find(|(_, d)| d.virtual_ip.as_ref() == Some(vip))
+                .map(|(k, _)| k.clone())
+        });
+        let Some(d) = key.and_then(|k| self.open.get_mut(&k)) else {
+            return;
+        };
+        if e.reason.as_deref() == Some("cumulative") {
+            d.bytes_in = e.bytes_in;
+            d.bytes_out = e.bytes_out;
+        } else {
+            d.bytes_in = Some(d.bytes_in.unwrap_or(0) + e.bytes_in.unwrap_or(0));
+            d.bytes_out = Some(d.bytes_out.unwrap_or(0) + e.bytes_out.unwrap_or(0));
+        }
+        d.evidence.push(e.record_id);
+    }
+
+    /// A WireGuard peer at one poll. A session starts at the first
+    /// handshake seen, goes on while handshakes renew, and ends, inferred,
+    /// 180 s after the last one when a poll shows it was not renewed.
+    fn peer_status(&mut self, e: &StoredEvent, instance: String) {
+        let counters = (e.bytes_in.unwrap_or(0), e.bytes_out.unwrap_or(0));
+        let handshake = e.since;
+        let mut peer = self.peers.remove(&instance).unwrap_or_default();
+
+        // A session whose key has expired by this poll ends.
+        if let Some(ps) = &mut peer.session {
+            let renewed = handshake.is_some_and(|h| h > ps.last_handshake);
+            if ps.closed_at.is_none() {
+                if !renewed {
+                    // This poll still shows the last handshake: its bytes count.
+                    if let Some(d) = self.open.get_mut(&instance) {
+                        d.bytes_in = Some(counters.0 - ps.baseline.0);
+                        d.bytes_out = Some(counters.1 - ps.baseline.1);
+                    }
+                }
+                let expires = ps.last_handshake + WIREGUARD_KEY_LIFETIME;
+                let expired_by_now = !renewed && e.ts > expires;
+                let expired_before_renewal = handshake.is_some_and(|h| renewed && h > expires);
+                if expired_by_now || expired_before_renewal {
+                    let detail = Some("no handshake renewed the key within 180 s".to_owned());
+                    ps.closed_at = self.close(
+                        &instance,
+                        expires,
+                        "peer_expired",
+                        true,
+                        detail,
+                        e.record_id,
+                    );
+                }
+            } else if !renewed {
+                // Closed, and this poll still shows its last handshake.
+                if let Some(d) = ps.closed_at.and_then(|i| self.done.get_mut(i)) {
+                    d.bytes_in = Some(counters.0 - ps.baseline.0);
+                    d.bytes_out = Some(counters.1 - ps.baseline.1);
+                }
+            }
+        }
+
+        match (handshake, &mut peer.session) {
+            // Renewed within the key's life: the same session goes on.
+            (Some(h), Some(ps)) if ps.closed_at.is_none() && h > ps.last_handshake => {
+                ps.last_handshake = h;
+                if let Some(d) = self.open.get_mut(&instance) {
+                    d.bytes_in = Some(counters.0 - ps.baseline.0);
+                    d.bytes_out = Some(counters.1 - ps.baseline.1);
+                    if e.remote_ip.is_some() {
+                        d.remote_ip = e.remote_ip.clone();
+                        d.remote_port = e.remote_port;
+                    }
+                    d.evidence.push(e.record_id);
+                }
+            }
+            // A first handshake, or one after the last session expired.
+            (Some(h), session)
+                if session
+                    .as_ref()
+                    .is_none_or(|ps| ps.closed_at.is_some() && h > ps.last_handshake) =>
+            {
+                let baseline = peer.last_counters.unwrap_or((0, 0));
+                self.open.insert(
                     instance.clone(),
                     Draft {
-                        user,
-                        instance,
-                        start: e.ts,
+                        user: e.user.clone().unwrap_or_default(),
+                        instance: instance.clone(),
+                        start: h,
                         end: None,
                         end_reason: None,
                         end_inferred: false,
                         end_detail: None,
                         tunnel: e.tunnel.clone(),
-                        virtual_ip: None,
+                        virtual_ip: e.virtual_ip.clone(),
                         remote_ip: e.remote_ip.clone(),
                         remote_port: e.remote_port,
-                        bytes_in: None,
-                        bytes_out: None,
+                        bytes_in: Some(counters.0 - baseline.0),
+                        bytes_out: Some(counters.1 - baseline.1),
                         evidence: vec![e.record_id],
                         start_record: e.record_id,
                         end_record: None,
                         listed_at: None,
                     },
                 );
-            }
-            "address_assigned" => {
-                if let Some(d) = open.get_mut(&instance) {
-                    if d.virtual_ip.is_none() {
-                        d.virtual_ip = e.virtual_ip.clone();
-                        d.evidence.push(e.record_id);
-                    }
-                }
-            }
-            "session_ended" => {
-                if let Some(mut d) = open.remove(&instance) {
-                    let reason = e.reason.clone().unwrap_or_else(|| "unknown".into());
-                    d.close(e.ts, &reason, false, e.detail.clone(), e.record_id);
-                    done.push(d);
-                }
-            }
-            "client_replaced" => {
-                let user = e.user.clone().unwrap_or_default();
-                let replaced: Vec<String> = open
-                    .iter()
-                    .filter(|(key, d)| **key != instance && d.user == user)
-                    .map(|(key, _)| key.clone())
-                    .collect();
-                for key in replaced {
-                    let mut d = open.remove(&key).expect("present");
-                    d.close(e.ts, "replaced", false, e.detail.clone(), e.record_id);
-                    done.push(d);
-                }
-            }
-            "gateway_stopped" | "gateway_started" => {
-                for (_, mut d) in std::mem::take(&mut open) {
-                    d.close(e.ts, "gateway_restart", true, e.detail.clone(), e.record_id);
-                    done.push(d);
-                }
-            }
-            "status_client" => status_client(e, &mut open, &mut done),
-            "status_snapshot" => {
-                // Sessions a status file listed before but not in this
-                // snapshot have left.
-                let gone: Vec<String> = open
-                    .iter()
-                    .filter(|(_, d)| d.listed_at.is_some_and(|at| at < e.ts))
-                    .map(|(key, _)| key.clone())
-                    .collect();
-                for key in gone {
-                    let mut d = open.remove(&key).expect("present");
-                    d.close(
-                        e.ts,
-                        "left_status",
-                        true,
-                        Some("no longer listed in the status file".into()),
-                        e.record_id,
-                    );
-                    done.push(d);
-                }
+                *session = Some(PeerSession {
+                    closed_at: None,
+                    last_handshake: h,
+                    baseline,
+                });
             }
             _ => {}
         }
+        peer.last_counters = Some(counters);
+        self.peers.insert(instance, peer);
     }
-    done.extend(open.into_values());
-    done.sort_by(|a, b| (a.start, &a.user).cmp(&(b.start, &b.user)));
-    done
-}
 
-/// A client listed in a status snapshot: the same connection as a logged
-/// session when identity, real address and start agree; else a session of
-/// its own that starts at "connected since".
-fn status_client(e: &StoredEvent, open: &mut BTreeMap<String, Draft>, done: &mut [Draft]) {
-    let user = e.user.clone().unwrap_or_default();
-    let since = e.since.unwrap_or(e.ts);
-    let same = |d: &Draft| {
-        d.user == user
-            && d.remote_ip == e.remote_ip
-            && d.remote_port == e.remote_port
-            && (d.start - since).abs() <= SAME_START_WINDOW
-    };
-    let update = |d: &mut Draft| {
-        d.bytes_in = e.bytes_in.max(d.bytes_in);
-        d.bytes_out = e.bytes_out.max(d.bytes_out);
-        if d.virtual_ip.is_none() {
-            d.virtual_ip = e.virtual_ip.clone();
+    /// A client listed in a status snapshot: the same connection as a
+    /// logged session when identity, real address and start agree; else a
+    /// session of its own that starts at "connected since".
+    fn status_client(&mut self, e: &StoredEvent) {
+        let user = e.user.clone().unwrap_or_default();
+        let since = e.since.unwrap_or(e.ts);
+        let same = |d: &Draft| {
+            d.user == user
+                && d.remote_ip == e.remote_ip
+                && d.remote_port == e.remote_port
+                && (d.start - since).abs() <= SAME_START_WINDOW
+        };
+        let update = |d: &mut Draft| {
+            d.bytes_in = e.bytes_in.max(d.bytes_in);
+            d.bytes_out = e.bytes_out.max(d.bytes_out);
+            if d.virtual_ip.is_none() {
+                d.virtual_ip = e.virtual_ip.clone();
+            }
+            d.evidence.push(e.record_id);
+        };
+        if let Some(d) = self.open.values_mut().find(|d| same(d)) {
+            update(d);
+            d.listed_at = Some(e.ts);
+            return;
         }
-        d.evidence.push(e.record_id);
-    };
-    if let Some(d) = open.values_mut().find(|d| same(d)) {
-        update(d);
-        d.listed_at = Some(e.ts);
-        return;
+        if let Some(d) = self.done.iter_mut().find(|d| same(d)) {
+            // A snapshot written before the end line was read: its bytes count.
+            update(d);
+            return;
+        }
+        let instance = e.instance.clone().unwrap_or_default();
+        self.open.insert(
+            instance.clone(),
+            Draft {
+                user,
+                instance,
+                start: since,
+                end: None,
+                end_reason: None,
+                end_inferred: false,
+                end_detail: None,
+                tunnel: None,
+                virtual_ip: e.virtual_ip.clone(),
+                remote_ip: e.remote_ip.clone(),
+                remote_port: e.remote_port,
+                bytes_in: e.bytes_in,
+                bytes_out: e.bytes_out,
+                evidence: vec![e.record_id],
+                start_record: e.record_id,
+                end_record: None,
+                listed_at: Some(e.ts),
+            },
+        );
     }
-    if let Some(d) = done.iter_mut().find(|d| same(d)) {
-        // A snapshot written before the end line was read: its bytes count.
-        update(d);
-        return;
-    }
-    let instance = e.instance.clone().unwrap_or_default();
-    open.insert(
-        instance.clone(),
-        Draft {
-            user,
-            instance,
-            start: since,
-            end: None,
-            end_reason: None,
-            end_inferred: false,
-            end_detail: None,
-            tunnel: None,
-            virtual_ip: e.virtual_ip.clone(),
-            remote_ip: e.remote_ip.clone(),
-            remote_port: e.remote_port,
-            bytes_in: e.bytes_in,
-            bytes_out: e.bytes_out,
-            evidence: vec![e.record_id],
-            start_record: e.record_id,
-            end_record: None,
-            listed_at: Some(e.ts),
-        },
-    );
 }
 
 /// A stable id: the same connection keeps it across re-ingests.

@@ -154,6 +154,11 @@ const MIGRATIONS: &[&str] = &[
         at          INTEGER NOT NULL
     );
     "#,
+    // 2: what other gateways than OpenVPN say of a session.
+    r#"
+    ALTER TABLE events ADD COLUMN duration INTEGER;
+    ALTER TABLE events ADD COLUMN correlation TEXT;
+    "#,
 ];
 
 /// An open store.

@@ -135,7 +135,7 @@ fn lines_no_parser_understands_are_kept_and_counted() {
         .unwrap();
     assert_eq!(rows[0].0, 2);
     assert_eq!(rows[0].1, "this is not a log line");
-    assert_eq!(rows[0].2, "expected a syslog header or an OpenVPN log timestamp at column 1, found \"this is not a log line\"");
+    assert_eq!(rows[0].2, "expected a syslog header, a log timestamp or a known log format at column 1, found \"this is not a log line\"");
     assert_eq!(rows[1].0, 3);
     assert_eq!(
         rows[1].2,
@@ -402,7 +402,7 @@ fn parse_json_names_format_event_and_error_of_each_line() {
     assert!(lines[2]["event"].is_null());
     assert_eq!(
         lines[2]["error"],
-        "expected a syslog header or an OpenVPN log timestamp at column 1, found \"garbage\""
+        "expected a syslog header, a log timestamp or a known log format at column 1, found \"garbage\""
     );
     let stats = ledger.ok(&["parse", "--stats", "--year", "2024", &log]);
     assert!(stats.contains("rfc3164 session_started"), "{stats}");

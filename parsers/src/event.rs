@@ -88,6 +88,54 @@ pub struct Traffic<'a> {
     pub label: Option<&'a str>,
 }
 
+/// One WireGuard peer line of `wg show all dump`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PeerStatus<'a> {
+    /// The interface: the tunnel, named as its configuration is.
+    pub interface: &'a str,
+    /// The peer's public key: its identity.
+    pub public_key: &'a str,
+    pub endpoint_ip: Option<IpAddr>,
+    pub endpoint_port: Option<u16>,
+    /// The first address of allowed-ips: the peer's address in the tunnel.
+    pub allowed_ip: Option<IpAddr>,
+    /// Epoch seconds of the latest handshake; `None` for never (0).
+    pub latest_handshake: Option<i64>,
+    /// Received from the peer since the interface came up.
+    pub rx: u64,
+    /// Sent to the peer since the interface came up.
+    pub tx: u64,
+}
+
+/// What a vendor parser found in a message: the fact, and what the
+/// message says of its own time and device, which win over the envelope's.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Extracted<'a> {
+    pub event: Option<Event<'a>>,
+    /// A time written in the message itself (FortiGate `date= time= tz=`,
+    /// a GlobalProtect record's generated time, a conntrack epoch).
+    pub time: Option<LineTime>,
+    /// The device that wrote it (FortiGate `devname`, Stormshield `fw`):
+    /// the gateway when the envelope names no host.
+    pub device: Option<&'a str>,
+}
+
+impl<'a> Extracted<'a> {
+    /// Just an event, with the envelope's time and host.
+    pub fn event(event: Event<'a>) -> Self {
+        Extracted {
+            event: Some(event),
+            time: None,
+            device: None,
+        }
+    }
+
+    /// Understood, and no session fact in it.
+    pub fn nothing() -> Self {
+        Extracted::default()
+    }
+}
+
 /// One client in an OpenVPN status snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StatusClient<'a> {
@@ -113,14 +161,24 @@ pub struct StatusClient<'a> {
 pub enum Event<'a> {
     /// A client authenticated and its connection is up: the session starts.
     SessionStarted {
+        /// The identity as the line writes it. When `correlation` names
+        /// earlier lines of the same negotiation that gave the person's
+        /// identity (strongSwan's EAP identity), that identity wins.
         user: &'a str,
         /// The gateway's key for this client's instance (OpenVPN: the real
-        /// `ip:port`), shared by the later lines of the same connection.
+        /// `ip:port`; FortiGate: the tunnel id), shared by the later lines
+        /// of the same connection.
         instance: &'a str,
         remote_ip: Option<IpAddr>,
         remote_port: Option<u16>,
-        /// The VPN profile or connection, when the log names one.
+        /// The address inside the tunnel, when the start line gives it.
+        virtual_ip: Option<IpAddr>,
+        /// The VPN profile or connection, when the log names one, without
+        /// per-client instance marks (`rw-techs`, not `rw-techs[7]`).
         tunnel: Option<&'a str>,
+        /// The key of the earlier lines of the same negotiation, whose
+        /// `AddressAssigned`/`UserAuthenticated` used it as instance.
+        correlation: Option<&'a str>,
     },
     /// The gateway gave the client its address inside the tunnel.
     AddressAssigned {
@@ -135,7 +193,30 @@ pub enum Event<'a> {
         reason: EndReason,
         /// The gateway's own words.
         detail: &'a str,
+        /// Received by the gateway from the client, when the end line says.
+        bytes_in: Option<u64>,
+        /// Sent by the gateway to the client, when the end line says.
+        bytes_out: Option<u64>,
+        /// The session's length, when the end line says (ASA, FortiGate,
+        /// GlobalProtect): with no start line, start = end - duration.
+        duration_s: Option<u64>,
+        remote_ip: Option<IpAddr>,
+        tunnel: Option<&'a str>,
     },
+    /// Bytes of a part of a session (a strongSwan CHILD_SA) or a running
+    /// total (FortiGate statistics).
+    BytesCounted {
+        /// The session's instance, when the line names it.
+        instance: Option<&'a str>,
+        /// Else the session holding this address inside the tunnel.
+        virtual_ip: Option<IpAddr>,
+        bytes_in: u64,
+        bytes_out: u64,
+        /// A running total that replaces the last one; else a part to add.
+        cumulative: bool,
+    },
+    /// A WireGuard peer as one poll of `wg show all dump` shows it.
+    PeerStatus(PeerStatus<'a>),
     /// A username/password check succeeded; it names clients whose
     /// certificate CN is `UNDEF`.
     UserAuthenticated {
@@ -185,6 +266,8 @@ impl Event<'_> {
             Event::GatewayStarted { .. } => "gateway_started",
             Event::Traffic(_) => "traffic",
             Event::StatusClient(_) => "status_client",
+            Event::BytesCounted { .. } => "bytes_counted",
+            Event::PeerStatus(_) => "peer_status",
             Event::StatusSnapshot { .. } => "status_snapshot",
         }
     }

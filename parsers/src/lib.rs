@@ -5,52 +5,93 @@
 //! be pinned by a test. Parsers borrow from the input line.
 //!
 //! Layout:
-//! - [`syslog`]: syslog envelopes (RFC 3164) and the [`Envelope`] they yield;
+//! - [`syslog`]: RFC 3164 envelopes and the [`Envelope`] they yield;
+//!   [`rfc5424`]: RFC 5424 envelopes;
 //! - [`openvpn`]: OpenVPN's own log file, server messages and status files;
-//! - [`netfilter`]: Linux firewall LOG lines, as traffic;
+//! - [`strongswan`], [`cisco_asa`], [`fortigate`], [`paloalto`],
+//!   [`stormshield`], [`wireguard`]: the other gateways;
+//! - [`netfilter`], [`conntrack`], [`filterlog`]: firewalls' records of
+//!   connections, as traffic; [`kv`]: the `key=value` lines of FortiGate
+//!   and Stormshield;
 //! - [`event`]: the VPN facts vendor parsers extract;
 //! - [`time`]: from what a line wrote to a UTC instant;
 //! - [`error`]: what was expected, and where.
 //!
-//! [`parse_line`] puts them together: it reads one line in a given (or
-//! detected) format and returns its envelope and event.
+//! [`LineReader`] puts them together: it reads each line of a stream in a
+//! given (or detected) format and returns its envelope and event.
 
+pub mod cisco_asa;
+pub mod conntrack;
 pub mod error;
 pub mod event;
+pub mod filterlog;
+pub mod fortigate;
+pub mod kv;
 pub mod netfilter;
 pub mod openvpn;
+pub mod paloalto;
+pub mod rfc5424;
+pub mod stormshield;
+pub mod strongswan;
 pub mod syslog;
 pub mod time;
+pub mod wireguard;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use error::ParseError;
-pub use event::{EndReason, Event, StatusClient, Traffic, Verdict};
+pub use event::{EndReason, Event, Extracted, PeerStatus, StatusClient, Traffic, Verdict};
 pub use syslog::Envelope;
 pub use time::{LineTime, Resolved, TimeFlag, TimeResolver, YearRule};
 
-/// A line format vpnledger reads.
+/// A line format vpnledger reads: how a line is framed and where its time
+/// and host are. The message inside goes to the vendor parser its program
+/// or content calls for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
     /// BSD syslog, RFC 3164 and its variants in the field.
     Rfc3164,
+    /// Syslog RFC 5424.
+    Rfc5424,
     /// OpenVPN's own log file (`--log`).
     OpenVpnLog,
     /// OpenVPN's status file (`--status`), read as a whole snapshot.
     OpenVpnStatus,
+    /// FortiGate `key=value` lines without a syslog header (`<185>date=...`).
+    FortiGate,
+    /// Stormshield SNS `key=value` lines without a syslog header.
+    Stormshield,
+    /// `wg show all dump` output, each poll headed by `# poll <RFC 3339>`.
+    WireGuard,
+    /// `conntrack -E -o timestamp` events.
+    Conntrack,
 }
 
 impl Format {
     /// Every format, in the order `--help` lists them.
-    pub const ALL: [Format; 3] = [Format::Rfc3164, Format::OpenVpnLog, Format::OpenVpnStatus];
+    pub const ALL: [Format; 8] = [
+        Format::Rfc3164,
+        Format::Rfc5424,
+        Format::OpenVpnLog,
+        Format::OpenVpnStatus,
+        Format::FortiGate,
+        Format::Stormshield,
+        Format::WireGuard,
+        Format::Conntrack,
+    ];
 
     /// The name used on the command line, in configuration and in output.
     pub fn name(self) -> &'static str {
         match self {
             Format::Rfc3164 => "rfc3164",
+            Format::Rfc5424 => "rfc5424",
             Format::OpenVpnLog => "openvpn",
             Format::OpenVpnStatus => "openvpn-status",
+            Format::FortiGate => "fortigate",
+            Format::Stormshield => "stormshield",
+            Format::WireGuard => "wireguard",
+            Format::Conntrack => "conntrack",
         }
     }
 
@@ -104,6 +145,14 @@ impl FromStr for FormatChoice {
     }
 }
 
+/// Strips an optional `<PRI>`.
+fn after_priority(line: &str) -> (Option<u8>, &str) {
+    match syslog::priority(line) {
+        Ok((rest, p)) => (Some(p), rest),
+        Err(_) => (None, line),
+    }
+}
+
 /// Recognises the format of one line of a stream; `None` when no format
 /// matches. Status files are recognised by their first line, see
 /// [`openvpn::status::is_status_file`].
@@ -111,70 +160,193 @@ pub fn detect(line: &str) -> Option<Format> {
     if openvpn::log::starts_with_timestamp(line) {
         return Some(Format::OpenVpnLog);
     }
-    let after_priority = match syslog::priority(line) {
-        Ok((rest, _)) => rest,
-        Err(_) => line,
-    };
-    let first = after_priority.trim_start_matches(|c: char| {
+    if wireguard::is_wireguard(line) {
+        return Some(Format::WireGuard);
+    }
+    if conntrack::is_conntrack(line) {
+        return Some(Format::Conntrack);
+    }
+    let (_, rest) = after_priority(line);
+    if rfc5424::is_rfc5424(rest) {
+        return Some(Format::Rfc5424);
+    }
+    if fortigate::is_fortigate(rest) {
+        return Some(Format::FortiGate);
+    }
+    if stormshield::is_stormshield(rest) {
+        return Some(Format::Stormshield);
+    }
+    let first = rest.trim_start_matches(|c: char| {
         c == '*' || c == '.' || c.is_ascii_digit() || c == ':' || c == ' '
     });
-    if syslog::month(first).is_ok() || syslog::month(after_priority).is_ok() {
+    if syslog::month(first).is_ok() || syslog::month(rest).is_ok() {
         return Some(Format::Rfc3164);
     }
     None
 }
 
-/// A line read: its envelope, and the VPN fact it carries, if any.
+/// A line read: its envelope, the VPN fact it carries, if any, and the
+/// device that wrote it when the message names one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Parsed<'a> {
     pub envelope: Envelope<'a>,
     pub event: Option<Event<'a>>,
+    /// FortiGate `devname`, Stormshield `fw`: the gateway when the
+    /// envelope names no host.
+    pub device: Option<&'a str>,
 }
 
-/// Reads one line of a stream format. Status files are read whole with
-/// [`openvpn::status::parse_status`].
-pub fn parse_line(line: &str, choice: FormatChoice) -> Result<Parsed<'_>, ParseError> {
-    let format = match choice {
-        FormatChoice::Fixed(format) => format,
-        FormatChoice::Auto => detect(line).ok_or_else(|| {
-            ParseError::at(line, line, "a syslog header or an OpenVPN log timestamp")
-        })?,
-    };
-    let envelope = match format {
-        Format::Rfc3164 => syslog::rfc3164(line)?,
-        Format::OpenVpnLog => openvpn::log_line(line),
-        Format::OpenVpnStatus => {
-            return Err(ParseError::at(
-                line,
-                line,
-                "a whole status file, not a single line",
-            ))
-        }
-    };
-    // Vendor parsers count columns in the message: count them in the line.
-    let message_offset =
-        (envelope.message.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
-    let event = message_event(&envelope).map_err(|mut e| {
-        e.column += message_offset;
-        e
-    })?;
-    Ok(Parsed { envelope, event })
+/// Reads the lines of one stream, in order. It remembers what a stream
+/// format says for the lines that follow (the time of a WireGuard poll).
+#[derive(Debug, Clone)]
+pub struct LineReader {
+    choice: FormatChoice,
+    /// The time of the last `# poll` line, for the dump lines after it.
+    poll_time: Option<LineTime>,
 }
 
-/// Hands the message to the vendor parser its program calls for.
-pub fn message_event<'a>(envelope: &Envelope<'a>) -> Result<Option<Event<'a>>, ParseError> {
-    let message = envelope.message;
-    match envelope.app {
-        Some("kernel") if netfilter::is_netfilter(message) => {
-            netfilter::log_line(message).map(|t| Some(Event::Traffic(t)))
+impl LineReader {
+    pub fn new(choice: FormatChoice) -> Self {
+        LineReader {
+            choice,
+            poll_time: None,
         }
-        Some(app) if app.starts_with("openvpn") => openvpn::message(message),
-        None if envelope.format == Format::OpenVpnLog => openvpn::message(message),
-        _ if netfilter::is_netfilter(message) => {
-            netfilter::log_line(message).map(|t| Some(Event::Traffic(t)))
-        }
-        _ => Ok(None),
     }
+
+    /// Reads one line (without its newline).
+    pub fn read<'a>(&mut self, line: &'a str) -> Result<Parsed<'a>, ParseError> {
+        let format = match self.choice {
+            FormatChoice::Fixed(format) => format,
+            FormatChoice::Auto => detect(line).ok_or_else(|| {
+                ParseError::at(
+                    line,
+                    line,
+                    "a syslog header, a log timestamp or a known log format",
+                )
+            })?,
+        };
+        let bare = |format| {
+            let (priority, message) = after_priority(line);
+            Envelope {
+                format,
+                priority,
+                time: LineTime::Missing,
+                host: None,
+                app: None,
+                pid: None,
+                message,
+            }
+        };
+        let mut envelope = match format {
+            Format::Rfc3164 => syslog::rfc3164(line)?,
+            Format::Rfc5424 => rfc5424::rfc5424(line)?,
+            Format::OpenVpnLog => openvpn::log_line(line),
+            Format::FortiGate | Format::Stormshield | Format::Conntrack => bare(format),
+            Format::WireGuard => {
+                let mut envelope = bare(format);
+                envelope.time = self.poll_time.unwrap_or(LineTime::Missing);
+                return match wireguard::line(line)? {
+                    wireguard::DumpLine::Poll(at) => {
+                        self.poll_time = Some(at);
+                        envelope.time = at;
+                        Ok(Parsed {
+                            envelope,
+                            event: None,
+                            device: None,
+                        })
+                    }
+                    wireguard::DumpLine::Interface { .. } => Ok(Parsed {
+                        envelope,
+                        event: None,
+                        device: None,
+                    }),
+                    wireguard::DumpLine::Peer(peer) => Ok(Parsed {
+                        envelope,
+                        event: Some(Event::PeerStatus(peer)),
+                        device: None,
+                    }),
+                };
+            }
+            Format::OpenVpnStatus => {
+                return Err(ParseError::at(
+                    line,
+                    line,
+                    "a whole status file, not a single line",
+                ))
+            }
+        };
+        // Vendor parsers count columns in the message: count them in the line.
+        let message_offset =
+            (envelope.message.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
+        let extracted = message_event(&envelope).map_err(|mut e| {
+            e.column += message_offset;
+            e
+        })?;
+        if let Some(time) = extracted.time {
+            envelope.time = time;
+        }
+        Ok(Parsed {
+            envelope,
+            event: extracted.event,
+            device: extracted.device,
+        })
+    }
+}
+
+/// Reads one line of a stream format on its own. Status files are read
+/// whole with [`openvpn::status::parse_status`]; WireGuard dumps need the
+/// [`LineReader`] that saw their poll line.
+pub fn parse_line(line: &str, choice: FormatChoice) -> Result<Parsed<'_>, ParseError> {
+    LineReader::new(choice).read(line)
+}
+
+/// Hands the message to the vendor parser its program or content calls
+/// for.
+pub fn message_event<'a>(envelope: &Envelope<'a>) -> Result<Extracted<'a>, ParseError> {
+    let message = envelope.message;
+    let app = envelope.app.unwrap_or("");
+    let event = |r: Result<Option<Event<'a>>, ParseError>| {
+        r.map(|e| Extracted {
+            event: e,
+            time: None,
+            device: None,
+        })
+    };
+    match envelope.format {
+        Format::FortiGate => return fortigate::message(message),
+        Format::Stormshield => return stormshield::message(message),
+        Format::Conntrack => return conntrack::line(message),
+        Format::OpenVpnLog => return event(openvpn::message(message)),
+        _ => {}
+    }
+    if app == "kernel" && netfilter::is_netfilter(message) {
+        return event(netfilter::log_line(message).map(|t| Some(Event::Traffic(t))));
+    }
+    if app.starts_with("openvpn") {
+        return event(openvpn::message(message));
+    }
+    if strongswan::is_strongswan_app(app) {
+        return strongswan::message(message);
+    }
+    if app == "filterlog" {
+        return filterlog::message(message);
+    }
+    if cisco_asa::is_asa(message) {
+        return cisco_asa::message(message);
+    }
+    if paloalto::is_panos(message) {
+        return paloalto::message(message);
+    }
+    if fortigate::is_fortigate(message) {
+        return fortigate::message(message);
+    }
+    if stormshield::is_stormshield(message) {
+        return stormshield::message(message);
+    }
+    if netfilter::is_netfilter(message) {
+        return event(netfilter::log_line(message).map(|t| Some(Event::Traffic(t))));
+    }
+    Ok(Extracted::nothing())
 }
 
 #[cfg(test)]
@@ -217,6 +389,11 @@ mod tests {
                 instance: "198.51.100.23:51734",
                 reason: EndReason::UserExit,
                 detail: "SIGTERM[soft,remote-exit] received, client-instance exiting",
+                bytes_in: None,
+                bytes_out: None,
+                duration_s: None,
+                remote_ip: None,
+                tunnel: None,
             })
         );
     }
@@ -229,6 +406,6 @@ mod tests {
         assert!("nope"
             .parse::<FormatChoice>()
             .unwrap_err()
-            .contains("rfc3164, openvpn, openvpn-status"));
+            .contains("rfc3164, rfc5424, openvpn, openvpn-status, fortigate, stormshield, wireguard, conntrack"));
     }
 }

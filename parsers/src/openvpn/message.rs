@@ -142,7 +142,9 @@ fn client_message<'a>(
             instance,
             remote_ip: remote.map(|a| a.ip()),
             remote_port: remote.map(|a| a.port()),
+            virtual_ip: None,
             tunnel: None,
+            correlation: None,
         }));
     }
 
@@ -259,6 +261,11 @@ fn ended<'a>(
         instance,
         reason,
         detail,
+        bytes_in: None,
+        bytes_out: None,
+        duration_s: None,
+        remote_ip: None,
+        tunnel: None,
     }
 }
 
@@ -313,7 +320,9 @@ mod tests {
                 instance: "198.51.100.23:51734",
                 remote_ip: Some(ip("198.51.100.23")),
                 remote_port: Some(51734),
+                virtual_ip: None,
                 tunnel: None,
+                correlation: None,
             }
         );
     }
@@ -415,6 +424,7 @@ mod tests {
                     instance,
                     reason,
                     detail,
+                    ..
                 }) => {
                     assert_eq!(user, Some("s.bernard"), "{body}");
                     assert_eq!(instance, "203.0.113.45:40112", "{body}");
