@@ -12,12 +12,13 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use encoding_rs::Encoding;
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use sha2::{Digest, Sha256};
 use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
 use vpnledger_parsers::{
@@ -210,6 +211,11 @@ fn load_checkpoint(store: &Store, fingerprint: &str) -> anyhow::Result<Option<Ch
         .optional()?)
 }
 
+/// The committed position of an identity (a file offset, a Loki cursor).
+pub fn checkpoint_offset(store: &Store, key: &str) -> anyhow::Result<Option<u64>> {
+    Ok(load_checkpoint(store, key)?.map(|c| c.offset))
+}
+
 /// Reads one input into the store.
 pub fn ingest(
     store: &mut Store,
@@ -272,58 +278,36 @@ pub fn ingest(
     }
 
     let fingerprint = fingerprint(&first);
-    let checkpoint = load_checkpoint(store, &fingerprint)?;
+    let has_checkpoint = load_checkpoint(store, &fingerprint)?.is_some();
 
-    // Where to start, and the year of the line there.
-    let (start_offset, start_line, year_rule) = match &checkpoint {
-        Some(c) => (
-            c.offset,
-            c.line,
-            YearRule::Sequential {
-                year: c.year.unwrap_or(received.year()),
-                last_month: c.last_month,
-            },
-        ),
-        None => {
-            let first_year = match (year, &input_path(&label)) {
-                (YearChoice::FirstLine(y), _) => y,
-                (YearChoice::FromModificationTime, Some(path)) => {
-                    first_line_year(path, modified.unwrap_or(received), settings.zone)?
-                }
-                (YearChoice::FromModificationTime, None) => {
-                    received.with_timezone(&settings.zone).year()
-                }
-            };
-            (
-                0,
-                0,
-                YearRule::Sequential {
-                    year: first_year,
-                    last_month: None,
-                },
-            )
+    // The year of the first line, when the file is new to the store.
+    let first_year = if has_checkpoint {
+        received.with_timezone(&settings.zone).year()
+    } else {
+        match (year, &input_path(&label)) {
+            (YearChoice::FirstLine(y), _) => y,
+            (YearChoice::FromModificationTime, Some(path)) => {
+                first_line_year(path, modified.unwrap_or(received), settings.zone)?
+            }
+            (YearChoice::FromModificationTime, None) => {
+                received.with_timezone(&settings.zone).year()
+            }
         }
     };
-
-    let mut reader = reader_at(input_path(&label).as_deref(), reader, first, start_offset)?;
-    let mut reading = Reading {
-        settings,
-        fingerprint: &fingerprint,
-        path: &label,
-        resolver: TimeResolver::new(settings.zone, year_rule),
-        lines: LineReader::new(settings.format),
-        received,
-        offset: start_offset,
-        line: start_line,
-        rows: Vec::with_capacity(BATCH_LINES / 4),
-        summary: IngestSummary {
-            files: 1,
-            ..Default::default()
-        },
+    let year_rule = YearRule::Sequential {
+        year: first_year,
+        last_month: None,
     };
-    let mut digest = store.last_digest()?;
+    let mut stream = Stream::for_file(
+        store,
+        Arc::new(settings.clone()),
+        fingerprint,
+        label.clone(),
+        year_rule,
+    )?;
+
+    let mut reader = reader_at(input_path(&label).as_deref(), reader, first, stream.offset)?;
     let mut buffer = Vec::with_capacity(4096);
-    let mut lines_in_batch = 0;
     loop {
         buffer.clear();
         let n = reader
@@ -334,21 +318,19 @@ pub fn ingest(
         }
         if !buffer.ends_with(b"\n") {
             // A line still being written: it waits for its newline.
-            reading.summary.partial_lines += 1;
+            stream.summary.partial_lines += 1;
             break;
         }
-        reading.read_line(&buffer);
-        lines_in_batch += 1;
-        if lines_in_batch >= BATCH_LINES {
-            reading.commit(store, &mut digest)?;
-            lines_in_batch = 0;
+        stream.read_line(&buffer, received);
+        if stream.summary.lines % BATCH_LINES as u64 == 0 {
+            stream.commit(store, received)?;
         }
     }
-    reading.commit(store, &mut digest)?;
-    if reading.summary.lines == 0 {
-        reading.summary.unchanged_files += 1;
+    stream.commit(store, received)?;
+    if stream.summary.lines == 0 {
+        stream.summary.unchanged_files += 1;
     }
-    Ok(reading.summary)
+    Ok(stream.summary)
 }
 
 fn input_path(label: &str) -> Option<PathBuf> {
@@ -420,7 +402,7 @@ pub fn first_line_year(path: &Path, modified: DateTime<Utc>, zone: Tz) -> anyhow
 /// A row waiting for the next commit.
 enum Row {
     Record {
-        record: RecordRow,
+        record: Box<RecordRow>,
         event: Option<Box<EventRow>>,
         traffic: Option<TrafficRow>,
     },
@@ -429,12 +411,16 @@ enum Row {
         offset: u64,
         raw: Vec<u8>,
         reason: String,
+        received: i64,
+        truncated: bool,
     },
 }
 
 struct RecordRow {
     line: u64,
     offset: u64,
+    received: i64,
+    truncated: bool,
     ts: i64,
     time_flag: Option<&'static str>,
     format: &'static str,
@@ -474,22 +460,29 @@ struct TrafficRow {
     allowed: bool,
 }
 
-/// The state of one file being read.
-struct Reading<'a> {
-    settings: &'a SourceSettings,
-    fingerprint: &'a str,
-    path: &'a str,
+/// One file identity (or one live stream) being read: the state that
+/// carries from line to line, and the rows waiting for the next commit.
+pub struct Stream {
+    settings: Arc<SourceSettings>,
+    /// The identity records and the checkpoint are filed under.
+    fingerprint: String,
+    /// Where the lines were read, for people (a path, `-`, a listener).
+    path: String,
     resolver: TimeResolver,
-    /// Reads the file's lines in order (a WireGuard poll times the dump
-    /// lines after it).
+    /// Reads the lines in order (a WireGuard poll times the dump lines
+    /// after it).
     lines: LineReader,
-    received: DateTime<Utc>,
     /// Byte offset after the last line read.
-    offset: u64,
+    pub offset: u64,
     /// Number of the last line read.
-    line: u64,
+    pub line: u64,
+    /// Whether a checkpoint is kept: files and Loki cursors yes; a syslog
+    /// listener's stream has nothing to resume from.
+    checkpointed: bool,
+    /// The line being read was cut at the source's size limit.
+    truncated: bool,
     rows: Vec<Row>,
-    summary: IngestSummary,
+    pub summary: IngestSummary,
 }
 
 fn time_flag_name(flag: vpnledger_parsers::TimeFlag) -> &'static str {
@@ -515,8 +508,91 @@ pub fn decode<'b>(
     }
 }
 
-impl Reading<'_> {
-    fn read_line(&mut self, raw_with_newline: &[u8]) {
+impl Stream {
+    /// A file identity, from its checkpoint if it has one.
+    pub fn for_file(
+        store: &Store,
+        settings: Arc<SourceSettings>,
+        fingerprint: String,
+        path: String,
+        new_year: YearRule,
+    ) -> anyhow::Result<Stream> {
+        let checkpoint = load_checkpoint(store, &fingerprint)?;
+        let (offset, line, year) = match checkpoint {
+            Some(c) => {
+                let year = match (new_year, c.year) {
+                    (YearRule::ClosestToReceived, _) | (_, None) => new_year,
+                    (YearRule::Sequential { .. }, Some(year)) => YearRule::Sequential {
+                        year,
+                        last_month: c.last_month,
+                    },
+                };
+                (c.offset, c.line, year)
+            }
+            None => (0, 0, new_year),
+        };
+        Ok(Stream {
+            resolver: TimeResolver::new(settings.zone, year),
+            lines: LineReader::new(settings.format),
+            settings,
+            fingerprint,
+            path,
+            offset,
+            line,
+            checkpointed: true,
+            truncated: false,
+            rows: Vec::new(),
+            summary: IngestSummary {
+                files: 1,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// A live stream without checkpoint (a syslog listener): `key` names
+    /// it in the records.
+    pub fn live(settings: Arc<SourceSettings>, key: String, path: String) -> Stream {
+        Stream {
+            resolver: TimeResolver::new(settings.zone, YearRule::ClosestToReceived),
+            lines: LineReader::new(settings.format),
+            settings,
+            fingerprint: key,
+            path,
+            offset: 0,
+            line: 0,
+            checkpointed: false,
+            truncated: false,
+            rows: Vec::new(),
+            summary: IngestSummary::default(),
+        }
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// Rows waiting for a commit.
+    pub fn pending(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Reads one message of a live stream; `truncated` when it was cut at
+    /// the source's size limit (it is kept, and flagged).
+    pub fn read_message(&mut self, bytes: &[u8], received: DateTime<Utc>, truncated: bool) {
+        self.truncated = truncated;
+        self.read_line(bytes, received);
+        self.truncated = false;
+    }
+
+    /// Moves the checkpoint to a position of the source's own (a Loki
+    /// cursor) after reading its lines.
+    pub fn set_position(&mut self, offset: u64) {
+        self.offset = offset;
+    }
+
+    /// Reads one line, with its newline if it had one; `received` is when
+    /// it reached us.
+    pub fn read_line(&mut self, raw_with_newline: &[u8], received: DateTime<Utc>) {
         let line_offset = self.offset;
         self.offset += raw_with_newline.len() as u64;
         self.line += 1;
@@ -524,18 +600,20 @@ impl Reading<'_> {
         let raw = trim_newline(raw_with_newline);
         let (text, encoding) = decode(raw, self.settings.encoding);
         match self.lines.read(&text) {
-            Ok(parsed) => self.keep_parsed(parsed, raw, encoding, line_offset),
-            Err(e) => self.keep_unparsed(raw, line_offset, e.to_string()),
+            Ok(parsed) => self.keep_parsed(parsed, raw, encoding, line_offset, received),
+            Err(e) => self.keep_unparsed(raw, line_offset, e.to_string(), received),
         }
     }
 
-    fn keep_unparsed(&mut self, raw: &[u8], offset: u64, reason: String) {
+    fn keep_unparsed(&mut self, raw: &[u8], offset: u64, reason: String, received: DateTime<Utc>) {
         self.summary.unparsed += 1;
         self.rows.push(Row::Unparsed {
             line: self.line,
             offset,
             raw: raw.to_vec(),
             reason,
+            received: to_micros(received),
+            truncated: self.truncated,
         });
     }
 
@@ -545,12 +623,13 @@ impl Reading<'_> {
         raw: &[u8],
         encoding: Option<&'static str>,
         offset: u64,
+        received: DateTime<Utc>,
     ) {
         // The time is resolved for every line, not only those with an
         // event: the year and DST rules follow the file's sequence.
-        let resolved = match self.resolver.resolve(&parsed.envelope.time, self.received) {
+        let resolved = match self.resolver.resolve(&parsed.envelope.time, received) {
             Ok(r) => r,
-            Err(e) => return self.keep_unparsed(raw, offset, format!("time: {e}")),
+            Err(e) => return self.keep_unparsed(raw, offset, format!("time: {e}"), received),
         };
         let Some(event) = parsed.event else { return };
         let envelope = &parsed.envelope;
@@ -561,6 +640,8 @@ impl Reading<'_> {
         let record = RecordRow {
             line: self.line,
             offset,
+            received: to_micros(received),
+            truncated: self.truncated,
             ts: to_micros(resolved.at),
             time_flag: resolved.flag.map(time_flag_name),
             format: envelope.format.name(),
@@ -597,24 +678,33 @@ impl Reading<'_> {
             other => (Some(Box::new(event_row(other, since))), None),
         };
         self.rows.push(Row::Record {
-            record,
+            record: Box::new(record),
             event: event_row,
             traffic: traffic_row,
         });
     }
 
     /// Writes the pending rows and the checkpoint in one transaction.
-    fn commit(&mut self, store: &mut Store, digest: &mut String) -> anyhow::Result<()> {
-        let tx = store.conn.transaction()?;
+    pub fn commit(&mut self, store: &mut Store, now: DateTime<Utc>) -> anyhow::Result<()> {
+        // Immediate: the digest chain reads the last record and appends
+        // to it, so no other writer may slip in between.
+        let tx = store
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut digest = last_digest(&tx)?;
         write_rows(
             &tx,
             &self.settings.name,
-            self.fingerprint,
-            self.path,
-            self.received,
+            &self.fingerprint,
+            &self.path,
             &self.rows,
-            digest,
+            &mut digest,
         )?;
+        self.rows.clear();
+        if !self.checkpointed {
+            tx.commit()?;
+            return Ok(());
+        }
         let (year, last_month) = match self.resolver.year_rule() {
             YearRule::Sequential { year, last_month } => (Some(year), last_month),
             YearRule::ClosestToReceived => (None, None),
@@ -634,11 +724,10 @@ impl Reading<'_> {
                 self.line as i64,
                 year,
                 last_month,
-                to_micros(self.received),
+                to_micros(now),
             ],
         )?;
         tx.commit()?;
-        self.rows.clear();
         Ok(())
     }
 }
@@ -811,6 +900,18 @@ fn chain(
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The digest of the last record, the link the next record chains to.
+fn last_digest(tx: &Transaction<'_>) -> anyhow::Result<String> {
+    Ok(tx
+        .query_row(
+            "SELECT digest FROM records ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_else(|| "0".repeat(64)))
+}
+
 /// Recomputes a record's digest, for `verify`.
 pub fn record_digest(
     previous: &str,
@@ -828,14 +929,12 @@ fn write_rows(
     source: &str,
     fingerprint: &str,
     path: &str,
-    received: DateTime<Utc>,
     rows: &[Row],
     digest: &mut String,
 ) -> anyhow::Result<()> {
-    let received = to_micros(received);
     let mut insert_record = tx.prepare_cached(
-        "INSERT INTO records (source, fingerprint, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        "INSERT INTO records (source, fingerprint, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
     let mut insert_event = tx.prepare_cached(
         "INSERT INTO events (record_id, gateway, ts, kind, user, instance, remote_ip, remote_port, virtual_ip, tunnel, reason, detail, bytes_in, bytes_out, since, pid, duration, correlation)
@@ -846,8 +945,8 @@ fn write_rows(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     let mut insert_unparsed = tx.prepare_cached(
-        "INSERT OR IGNORE INTO unparsed (source, fingerprint, path, line, offset, received, raw, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT OR IGNORE INTO unparsed (source, fingerprint, path, line, offset, received, raw, reason, truncated)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     for row in rows {
         match row {
@@ -856,6 +955,8 @@ fn write_rows(
                 offset,
                 raw,
                 reason,
+                received,
+                truncated,
             } => {
                 insert_unparsed.execute(params![
                     source,
@@ -865,7 +966,8 @@ fn write_rows(
                     *offset as i64,
                     received,
                     raw,
-                    reason
+                    reason,
+                    truncated
                 ])?;
             }
             Row::Record {
@@ -879,7 +981,7 @@ fn write_rows(
                     fingerprint,
                     r.line as i64,
                     r.offset as i64,
-                    received,
+                    r.received,
                     r.ts,
                     r.time_flag,
                     r.format,
@@ -890,6 +992,7 @@ fn write_rows(
                     r.raw,
                     r.encoding,
                     digest.as_str(),
+                    r.truncated,
                 ])?;
                 let record_id = tx.last_insert_rowid();
                 if let Some(e) = event {
@@ -925,6 +1028,47 @@ fn write_rows(
     Ok(())
 }
 
+/// Reads a whole snapshot a status source polled: an OpenVPN status file,
+/// or a WireGuard dump headed by its poll time. The same content twice adds
+/// nothing.
+pub fn ingest_snapshot(
+    store: &mut Store,
+    settings: &SourceSettings,
+    label: &str,
+    content: &[u8],
+    received: DateTime<Utc>,
+) -> anyhow::Result<IngestSummary> {
+    let first = content.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let is_status = match settings.format {
+        FormatChoice::Fixed(f) => f.is_snapshot(),
+        FormatChoice::Auto => is_status_file(&String::from_utf8_lossy(first)),
+    };
+    if is_status {
+        return ingest_status(store, label, content, settings, received);
+    }
+    let identity = fingerprint(content);
+    if load_checkpoint(store, &identity)?.is_some() {
+        return Ok(IngestSummary {
+            files: 1,
+            unchanged_files: 1,
+            ..Default::default()
+        });
+    }
+    let settings = Arc::new(settings.clone());
+    let mut stream = Stream::for_file(
+        store,
+        settings,
+        identity,
+        label.to_owned(),
+        YearRule::ClosestToReceived,
+    )?;
+    for line in content.split_inclusive(|&b| b == b'\n') {
+        stream.read_line(line, received);
+    }
+    stream.commit(store, received)?;
+    Ok(stream.summary)
+}
+
 /// Reads a status snapshot whole. Its identity is a digest of its whole
 /// content: each rewrite of the file is a new snapshot.
 fn ingest_status(
@@ -944,55 +1088,45 @@ fn ingest_status(
     }
     let (text, encoding) = decode(content, settings.encoding);
     let lines = parse_status(&text);
-    let mut reading = Reading {
-        settings,
-        fingerprint: &fingerprint,
-        path: label,
-        resolver: TimeResolver::new(settings.zone, YearRule::ClosestToReceived),
-        lines: LineReader::new(settings.format),
-        received,
-        offset: content.len() as u64,
-        line: 0,
-        rows: Vec::new(),
-        summary: IngestSummary {
-            files: 1,
-            ..Default::default()
-        },
-    };
+    let settings = Arc::new(settings.clone());
+    let mut stream = Stream::live(settings.clone(), fingerprint, label.to_owned());
+    stream.checkpointed = true;
+    stream.offset = content.len() as u64;
+    stream.summary.files = 1;
     let mut line_offset = 0u64;
     for line in &lines {
-        reading.line = line.number as u64;
-        reading.summary.lines += 1;
+        stream.line = line.number as u64;
+        stream.summary.lines += 1;
         let raw = line.text.as_bytes();
         let offset = line_offset;
         line_offset += raw.len() as u64 + 1;
         if let Some(e) = &line.error {
-            reading.keep_unparsed(raw, offset, e.to_string());
+            stream.keep_unparsed(raw, offset, e.to_string(), received);
             continue;
         }
         let Some(event) = &line.event else { continue };
-        let at = match reading.resolver.resolve(&line.time, received) {
+        let at = match stream.resolver.resolve(&line.time, received) {
             Ok(r) => r,
             Err(e) => {
-                reading.keep_unparsed(raw, offset, format!("time: {e}"));
+                stream.keep_unparsed(raw, offset, format!("time: {e}"), received);
                 continue;
             }
         };
         let since = match event {
-            Event::StatusClient(c) => {
-                match reading.resolver.resolve(&c.connected_since, received) {
-                    Ok(r) => Some(to_micros(r.at)),
-                    Err(e) => {
-                        reading.keep_unparsed(raw, offset, format!("time: {e}"));
-                        continue;
-                    }
+            Event::StatusClient(c) => match stream.resolver.resolve(&c.connected_since, received) {
+                Ok(r) => Some(to_micros(r.at)),
+                Err(e) => {
+                    stream.keep_unparsed(raw, offset, format!("time: {e}"), received);
+                    continue;
                 }
-            }
+            },
             _ => None,
         };
         let record = RecordRow {
             line: line.number as u64,
             offset,
+            received: to_micros(received),
+            truncated: false,
             ts: to_micros(at.at),
             time_flag: at.flag.map(time_flag_name),
             format: Format::OpenVpnStatus.name(),
@@ -1003,11 +1137,10 @@ fn ingest_status(
             raw: raw.to_vec(),
             encoding,
         };
-        reading.push_event(record, event, since);
+        stream.push_event(record, event, since);
     }
-    let mut digest = store.last_digest()?;
-    reading.commit(store, &mut digest)?;
-    Ok(reading.summary)
+    stream.commit(store, received)?;
+    Ok(stream.summary)
 }
 
 #[cfg(test)]

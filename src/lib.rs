@@ -9,17 +9,22 @@
 //! - [`sessions`]: the sessionizer, from events to sessions;
 //! - [`reports`]: intervention reports, their import and history;
 //! - [`reconcile`]: pre-fills and the audit's discrepancies;
-//! - [`output`]: tables for people, JSON and CSV for programs.
+//! - [`output`]: tables for people, JSON and CSV for programs;
+//! - [`daemon`], [`sources`], [`api`]: `run`, its live sources, and the
+//!   HTTP API and web page.
 //!
 //! Log parsing itself lives in the `vpnledger-parsers` crate.
 
+pub mod api;
 pub mod config;
+pub mod daemon;
 pub mod ingest;
 pub mod inventory;
 pub mod output;
 pub mod reconcile;
 pub mod reports;
 pub mod sessions;
+pub mod sources;
 pub mod store;
 
 /// A problem with what the user gave us (a file, an id, a value): the
@@ -34,3 +39,33 @@ impl std::fmt::Display for BadInput {
 }
 
 impl std::error::Error for BadInput {}
+
+/// `--since`/`--until`: RFC 3339, or a date (the whole day, in the zone).
+pub fn period(
+    text: &str,
+    zone: chrono_tz::Tz,
+    end_of_day: bool,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone;
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| BadInput(format!("{text:?} is neither RFC 3339 nor YYYY-MM-DD")))?;
+    let day = if end_of_day {
+        date.succ_opt().unwrap_or(date)
+    } else {
+        date
+    };
+    let local = day.and_hms_opt(0, 0, 0).expect("midnight");
+    let t = zone
+        .from_local_datetime(&local)
+        .earliest()
+        .ok_or_else(|| BadInput(format!("{text:?} has no midnight in {zone}")))?
+        .with_timezone(&chrono::Utc);
+    Ok(if end_of_day {
+        t - chrono::Duration::microseconds(1)
+    } else {
+        t
+    })
+}

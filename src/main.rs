@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
@@ -42,6 +42,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The daemon: live sources, store writer, sessions, HTTP API.
+    Run,
     /// Import log files once (idempotent); `-` reads standard input.
     Ingest {
         /// Where the lines come from (names the gateway of host-less lines).
@@ -164,6 +166,12 @@ enum AuditAction {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` ends quietly, as with other Unix tools.
+    // SAFETY: setting a signal to its default disposition before any
+    // thread starts has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -232,8 +240,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         println!("{}: configuration is valid", path.display());
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::Run = cli.command {
+        let path = cli
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        vpnledger::daemon::run(&path, cli.db.as_deref())?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let ctx = Context::load(&cli)?;
     match cli.command {
+        Command::Run => unreachable!("handled above"),
         Command::Ingest {
             source,
             reading,
@@ -322,29 +339,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `--since`/`--until`: RFC 3339, or a date (the whole day, in the zone).
 fn period(text: &str, zone: Tz, end_of_day: bool) -> anyhow::Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| BadInput(format!("{text:?} is neither RFC 3339 nor YYYY-MM-DD")))?;
-    let day = if end_of_day {
-        date.succ_opt().unwrap_or(date)
-    } else {
-        date
-    };
-    let local = day.and_hms_opt(0, 0, 0).expect("midnight");
-    let t = zone
-        .from_local_datetime(&local)
-        .earliest()
-        .ok_or_else(|| BadInput(format!("{text:?} has no midnight in {zone}")))?;
-    let t = t.with_timezone(&Utc);
-    Ok(if end_of_day {
-        t - chrono::Duration::microseconds(1)
-    } else {
-        t
-    })
+    vpnledger::period(text, zone, end_of_day)
 }
 
 fn format_choice(text: &str) -> anyhow::Result<FormatChoice> {
@@ -557,16 +553,10 @@ fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCod
                 write_prefill(&mut store, &stored.report, &prefill)?;
             }
             if json {
-                let value = |f: &reconcile::Filled| json!({"value": f.value, "sessions": f.sessions, "evidence": f.evidence});
-                let out = json!({
-                    "report": prefill.report,
-                    "start": value(&prefill.start),
-                    "end": value(&prefill.end),
-                    "devices": value(&prefill.devices),
-                    "tunnel": value(&prefill.tunnel),
-                    "sessions": prefill.sessions,
-                });
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&reconcile::prefill_json(&prefill))?
+                );
             } else {
                 print_prefill(&prefill, ctx.zone());
             }

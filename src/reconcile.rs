@@ -321,6 +321,20 @@ pub fn prefill(
     })
 }
 
+/// A pre-fill as `reports prefill --json` and the API print it.
+pub fn prefill_json(p: &Prefill) -> Value {
+    let value =
+        |f: &Filled| json!({"value": f.value, "sessions": f.sessions, "evidence": f.evidence});
+    json!({
+        "report": p.report,
+        "start": value(&p.start),
+        "end": value(&p.end),
+        "devices": value(&p.devices),
+        "tunnel": value(&p.tunnel),
+        "sessions": p.sessions,
+    })
+}
+
 fn unique(items: impl Iterator<Item = String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for i in items {

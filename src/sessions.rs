@@ -562,10 +562,11 @@ impl Sessionizer {
                         d.bytes_out = Some(counters.1 - ps.baseline.1);
                     }
                 }
+                // Handshakes between two polls are not seen: only a poll
+                // that still shows the last one, later than its key's
+                // life, proves the peer gone.
                 let expires = ps.last_handshake + WIREGUARD_KEY_LIFETIME;
-                let expired_by_now = !renewed && e.ts > expires;
-                let expired_before_renewal = handshake.is_some_and(|h| renewed && h > expires);
-                if expired_by_now || expired_before_renewal {
+                if !renewed && e.ts > expires {
                     let detail = Some("no handshake renewed the key within 180 s".to_owned());
                     ps.closed_at = self.close(
                         &instance,

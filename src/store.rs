@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 /// How long a command waits for another writer (the daemon) to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -159,6 +159,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE events ADD COLUMN duration INTEGER;
     ALTER TABLE events ADD COLUMN correlation TEXT;
     "#,
+    // 3: syslog messages cut at the source's size limit are flagged.
+    r#"
+    ALTER TABLE records ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE unparsed ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// An open store.
@@ -213,19 +218,6 @@ impl Store {
             tx.commit()?;
         }
         Ok(())
-    }
-
-    /// The digest of the last record, the link the next record chains to.
-    pub fn last_digest(&self) -> anyhow::Result<String> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT digest FROM records ORDER BY id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or_else(|| "0".repeat(64)))
     }
 }
 

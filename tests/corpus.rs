@@ -133,3 +133,69 @@ fn openvpn_status_v2() {
 fn openvpn_status_v3() {
     check("openvpn/status-v3", Some("vpn-annecy"));
 }
+
+#[test]
+fn strongswan_charon_syslog() {
+    check("strongswan/charon-syslog", None);
+}
+
+#[test]
+fn wireguard_polls_with_conntrack() {
+    check("wireguard/wg-polls-with-conntrack", None);
+}
+
+#[test]
+fn fortigate_sslvpn_and_traffic() {
+    check("fortigate/sslvpn-and-traffic", None);
+}
+
+#[test]
+fn cisco_asa_anyconnect() {
+    check("cisco-asa/anyconnect", None);
+}
+
+#[test]
+fn paloalto_globalprotect_and_traffic() {
+    check("paloalto-globalprotect/globalprotect-and-traffic", None);
+}
+
+#[test]
+fn pfsense_openvpn_filterlog_rfc5424() {
+    check("pfsense/openvpn-filterlog-rfc5424", None);
+}
+
+#[test]
+fn stormshield_xvpn_and_connection() {
+    check("stormshield/xvpn-and-connection", None);
+}
+
+/// Every corpus file has its test above: a file added to the corpus
+/// without one fails here.
+#[test]
+fn every_corpus_file_is_checked() {
+    let this = include_str!("corpus.rs");
+    let mut missing = Vec::new();
+    for dir in std::fs::read_dir(fixture("corpus")).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            if file.extension().is_some_and(|e| e == "log") {
+                let rel = format!(
+                    "\"{}/{}\"",
+                    dir.file_name().unwrap().to_string_lossy(),
+                    file.file_stem().unwrap().to_string_lossy()
+                );
+                if !this.contains(&rel) {
+                    missing.push(rel);
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "corpus files without a test: {missing:?}"
+    );
+}

@@ -1,0 +1,363 @@
+//! The syslog listeners: UDP datagrams and TCP streams.
+//!
+//! Syslog over UDP can lose datagrams before they reach us (a full socket
+//! buffer, a lossy network): nothing in the protocol tells the sender. Once
+//! a message is received it is not lost: it waits in a bounded queue for
+//! the store writer, and when that queue is full the listeners stop reading
+//! (TCP senders are slowed down; UDP datagrams then wait in, and may
+//! overflow, the kernel's buffer). Use TCP where loss matters.
+//!
+//! TCP framing follows RFC 6587: each message is either octet-counted
+//! (`LEN SP MSG`) or ends with a newline. A message longer than the
+//! source's `max_message` is kept cut to that size and flagged, never
+//! split into two messages nor dropped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::{Batch, BatchSender, Message};
+use crate::ingest::SourceSettings;
+
+/// The default largest message kept whole.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 10;
+/// Messages gathered before a batch goes to the writer...
+const BATCH_MESSAGES: usize = 2_000;
+/// ...or after this long, whichever comes first.
+const BATCH_WAIT: Duration = Duration::from_millis(200);
+
+/// One `kind = "syslog"` source.
+pub struct SyslogSource {
+    pub settings: Arc<SourceSettings>,
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub max_message: usize,
+    pub tx: BatchSender,
+    pub stop: watch::Receiver<bool>,
+}
+
+impl SyslogSource {
+    /// Binds the listeners and runs until stopped. Binding errors are
+    /// returned, so the caller can report and retry.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let name = self.settings.name.clone();
+        let key = format!(
+            "syslog:{name}:{}",
+            Utc::now().timestamp_nanos_opt().unwrap_or(0)
+        );
+        let (msg_tx, msg_rx) = mpsc::channel::<Message>(10_000);
+
+        let mut tasks = Vec::new();
+        if let Some(addr) = self.udp {
+            let socket = UdpSocket::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("udp {addr}: {e}"))?;
+            info!(source = %name, address = %socket.local_addr()?, "listening for syslog over UDP");
+            tasks.push(tokio::spawn(udp(
+                socket,
+                self.max_message,
+                msg_tx.clone(),
+                self.stop.clone(),
+            )));
+        }
+        if let Some(addr) = self.tcp {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("tcp {addr}: {e}"))?;
+            info!(source = %name, address = %listener.local_addr()?, "listening for syslog over TCP");
+            tasks.push(tokio::spawn(tcp(
+                listener,
+                self.max_message,
+                msg_tx.clone(),
+                self.stop.clone(),
+            )));
+        }
+        drop(msg_tx);
+        let path = match (self.udp, self.tcp) {
+            (Some(u), Some(t)) => format!("udp {u}, tcp {t}"),
+            (Some(u), None) => format!("udp {u}"),
+            (None, Some(t)) => format!("tcp {t}"),
+            (None, None) => "no listener".into(),
+        };
+        batch_messages(msg_rx, self.settings.clone(), key, path, self.tx).await;
+        for t in tasks {
+            t.abort();
+        }
+        Ok(())
+    }
+}
+
+/// Gathers messages into batches for the writer.
+async fn batch_messages(
+    mut rx: mpsc::Receiver<Message>,
+    settings: Arc<SourceSettings>,
+    key: String,
+    path: String,
+    tx: BatchSender,
+) {
+    let mut pending: Vec<Message> = Vec::new();
+    loop {
+        let next = if pending.is_empty() {
+            rx.recv().await
+        } else {
+            match tokio::time::timeout(BATCH_WAIT, rx.recv()).await {
+                Ok(m) => m,
+                Err(_) => {
+                    flush(&mut pending, &settings, &key, &path, &tx).await;
+                    continue;
+                }
+            }
+        };
+        match next {
+            Some(m) => {
+                pending.push(m);
+                if pending.len() >= BATCH_MESSAGES {
+                    flush(&mut pending, &settings, &key, &path, &tx).await;
+                }
+            }
+            None => {
+                flush(&mut pending, &settings, &key, &path, &tx).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn flush(
+    pending: &mut Vec<Message>,
+    settings: &Arc<SourceSettings>,
+    key: &str,
+    path: &str,
+    tx: &BatchSender,
+) {
+    if pending.is_empty() {
+        return;
+    }
+    let batch = Batch::Messages {
+        settings: settings.clone(),
+        key: key.to_owned(),
+        path: path.to_owned(),
+        messages: std::mem::take(pending),
+    };
+    if tx.send(batch).await.is_err() {
+        warn!(source = %settings.name, "the store writer has stopped: messages not stored");
+    }
+}
+
+/// Trims the transport's line end from a message.
+fn trim_message(mut bytes: &[u8]) -> &[u8] {
+    while let Some((&last, rest)) = bytes.split_last() {
+        if last == b'\n' || last == b'\r' || last == 0 {
+            bytes = rest;
+        } else {
+            break;
+        }
+    }
+    bytes
+}
+
+fn message(bytes: &[u8], max: usize) -> Message {
+    let bytes = trim_message(bytes);
+    let truncated = bytes.len() > max;
+    Message {
+        bytes: bytes[..bytes.len().min(max)].to_vec(),
+        received: Utc::now(),
+        truncated,
+    }
+}
+
+async fn udp(
+    socket: UdpSocket,
+    max: usize,
+    tx: mpsc::Sender<Message>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // A datagram can be up to 64 KiB; read it whole, keep up to `max`.
+    let mut buffer = vec![0u8; 65_536];
+    loop {
+        tokio::select! {
+            received = socket.recv_from(&mut buffer) => match received {
+                Ok((n, _peer)) => {
+                    if tx.send(message(&buffer[..n], max)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => warn!(error = %e, "udp receive failed"),
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn tcp(
+    listener: TcpListener,
+    max: usize,
+    tx: mpsc::Sender<Message>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    debug!(peer = %peer, "syslog TCP client connected");
+                    tokio::spawn(tcp_client(stream, max, tx.clone(), stop.clone()));
+                }
+                Err(e) => warn!(error = %e, "tcp accept failed"),
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Reads one client's messages, octet-counted or newline-framed, until it
+/// closes or we stop.
+async fn tcp_client(
+    stream: TcpStream,
+    max: usize,
+    tx: mpsc::Sender<Message>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut reader = BufReader::with_capacity(256 << 10, stream);
+    loop {
+        let frame = tokio::select! {
+            frame = read_frame(&mut reader, max) => frame,
+            _ = stop.changed() => return,
+        };
+        match frame {
+            Ok(Some(m)) => {
+                if !m.bytes.is_empty() && tx.send(m).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                debug!(error = %e, "syslog TCP client dropped");
+                return;
+            }
+        }
+    }
+}
+
+/// Reads one frame: `LEN SP MSG` when the frame starts with a digit, else
+/// up to the next newline. `None` at the end of the stream.
+async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Message>> {
+    let first = {
+        let buf = reader.fill_buf().await?;
+        match buf.first() {
+            None => return Ok(None),
+            Some(&b) => b,
+        }
+    };
+    if first.is_ascii_digit() {
+        // Octet counting: digits, a space, then exactly that many bytes.
+        let mut len_text = Vec::new();
+        loop {
+            let mut byte = [0u8];
+            reader.read_exact(&mut byte).await?;
+            match byte[0] {
+                b' ' => break,
+                d if d.is_ascii_digit() && len_text.len() < 10 => len_text.push(d),
+                _ => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "bad octet count",
+                    ))
+                }
+            }
+        }
+        let len: usize = std::str::from_utf8(&len_text)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let kept = len.min(max);
+        let mut bytes = vec![0u8; kept];
+        reader.read_exact(&mut bytes).await?;
+        // Discard what is past the limit, keeping the framing.
+        let mut rest = (len - kept) as u64;
+        while rest > 0 {
+            let n = tokio::io::copy(&mut (&mut *reader).take(rest), &mut tokio::io::sink()).await?;
+            if n == 0 {
+                break;
+            }
+            rest -= n;
+        }
+        let mut m = message(&bytes, max);
+        m.truncated |= len > max;
+        return Ok(Some(m));
+    }
+
+    // Newline framing, with the size limit applied while reading.
+    let mut bytes = Vec::new();
+    let mut truncated = false;
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            break;
+        }
+        let (chunk, done) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let room = (max + 2).saturating_sub(bytes.len());
+        if chunk.len() > room {
+            truncated = true;
+        }
+        bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let used = chunk.len();
+        reader.consume(used);
+        if done {
+            break;
+        }
+    }
+    let mut m = message(&bytes, max);
+    m.truncated |= truncated;
+    Ok(Some(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn frames(input: &[u8], max: usize) -> Vec<(String, bool)> {
+        let mut reader = BufReader::new(input);
+        let mut out = Vec::new();
+        while let Some(m) = read_frame(&mut reader, max).await.unwrap() {
+            out.push((String::from_utf8(m.bytes).unwrap(), m.truncated));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn newline_and_octet_counted_frames_mix() {
+        let input = b"<30>Mar 12 09:14:03 gw app: one\n19 <30>1 - - - - - two<30>Mar 12 09:14:04 gw app: three\r\n";
+        let got = frames(input, 1024).await;
+        assert_eq!(
+            got,
+            vec![
+                ("<30>Mar 12 09:14:03 gw app: one".to_owned(), false),
+                ("<30>1 - - - - - two".to_owned(), false),
+                ("<30>Mar 12 09:14:04 gw app: three".to_owned(), false),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn long_messages_are_cut_and_flagged_not_split() {
+        let long = "x".repeat(100);
+        let input = format!("<30>{long}\n30 <30>{}next\n", &long[..26]);
+        let got = frames(input.as_bytes(), 20).await;
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], (format!("<30>{}", &long[..16]), true));
+        assert_eq!(got[1], (format!("<30>{}", &long[..16]), true));
+        assert_eq!(got[2], ("next".to_owned(), false));
+    }
+}
