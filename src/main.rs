@@ -65,6 +65,9 @@ enum Command {
         since: Option<String>,
         #[arg(long)]
         until: Option<String>,
+        /// Only sessions that no report covers yet: ready to become one.
+        #[arg(long)]
+        unreported: bool,
         #[arg(long, conflicts_with = "csv")]
         json: bool,
         #[arg(long)]
@@ -236,8 +239,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .config
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-        Config::load(&path)?;
+        let config = Config::load(&path)?;
         println!("{}: configuration is valid", path.display());
+        // Where the store's history of the inventory differs from it.
+        let db = config.store_path(cli.db.as_deref());
+        if db.exists() {
+            let store = Store::open(&db)?;
+            let inventory = Inventory::from_config(&config);
+            let mut latest: BTreeMap<(String, String), reports::DeviceChange> = BTreeMap::new();
+            for change in reports::device_changes(&store)? {
+                latest.insert((change.site.clone(), change.device.clone()), change);
+            }
+            for ((site, device), change) in latest {
+                let configured = inventory
+                    .site(&site)
+                    .and_then(|s| s.devices.iter().find(|d| d.name == device))
+                    .and_then(|d| d.serial.clone());
+                if configured.as_deref() != Some(change.serial_after.as_str()) {
+                    println!(
+                        "{site} {device}: serial {} in the configuration, {} since report {} ({})",
+                        configured.as_deref().unwrap_or("(none)"),
+                        change.serial_after,
+                        change.report,
+                        change.at
+                    );
+                }
+            }
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::Run = cli.command {
@@ -261,6 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             site,
             since,
             until,
+            unreported,
             json,
             csv,
         } => {
@@ -276,7 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map(|s| period(s, ctx.zone(), true))
                     .transpose()?,
             };
-            cmd_sessions(&ctx, &filter, json, csv)
+            cmd_sessions(&ctx, &filter, unreported, json, csv)
         }
         Command::Reports(command) => cmd_reports(&ctx, command),
         Command::Audit {
@@ -419,11 +448,25 @@ fn cmd_ingest(
 fn cmd_sessions(
     ctx: &Context,
     filter: &SessionFilter,
+    unreported: bool,
     json: bool,
     csv: bool,
 ) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
-    let list = sessions::load(&store.conn, filter)?;
+    let mut list = sessions::load(&store.conn, filter)?;
+    if unreported {
+        // What some report already covers, at its site.
+        let all = sessions::load(&store.conn, &SessionFilter::default())?;
+        let inventory = ctx.inventory();
+        let rules = ctx.rules();
+        let mut covered = std::collections::BTreeSet::new();
+        for report in reports::load_all(&store)? {
+            for s in reconcile::backing_sessions(&report, &all, &inventory, &rules) {
+                covered.insert(s.id.clone());
+            }
+        }
+        list.retain(|s| !covered.contains(&s.id));
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
@@ -524,8 +567,17 @@ fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCod
         ReportsCommand::Import { file } => {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
-            let parsed = reports::parse_reports(&text, &inventory, &file.display().to_string())?;
-            let summary = reports::import(&mut store, &parsed, Utc::now())?;
+            let name = file.display().to_string();
+            let is_csv = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+                || text.trim_start().starts_with("id,");
+            let parsed = if is_csv {
+                reports::parse_reports_csv(&text, &inventory, &name)?
+            } else {
+                reports::parse_reports(&text, &inventory, &name)?
+            };
+            let summary = reports::import(&mut store, &parsed, &inventory, Utc::now())?;
             println!(
                 "{} report(s): {} added, {} updated (earlier version kept), {} unchanged",
                 parsed.len(),
@@ -533,6 +585,12 @@ fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCod
                 summary.updated,
                 summary.unchanged
             );
+            if summary.serials_changed > 0 {
+                println!(
+                    "{} device serial(s) changed by replaced parts",
+                    summary.serials_changed
+                );
+            }
         }
         ReportsCommand::Show { id, json } => {
             let stored = reports::load(&store, &id)?
@@ -550,7 +608,7 @@ fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCod
             let prefill =
                 reconcile::prefill(&store.conn, &stored.report, &all, &inventory, &ctx.rules())?;
             if write {
-                write_prefill(&mut store, &stored.report, &prefill)?;
+                write_prefill(&mut store, &inventory, &stored.report, &prefill)?;
             }
             if json {
                 println!(
@@ -564,8 +622,8 @@ fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCod
         ReportsCommand::Export { json, csv } => {
             let all = reports::load_all(&store)?;
             if csv {
-                let rows: Vec<Vec<String>> = all.iter().map(report_row).collect();
-                write_csv(&REPORT_COLUMNS, &rows)?;
+                let rows: Vec<Vec<String>> = all.iter().map(reports::to_csv_row).collect();
+                write_csv(&reports::CSV_COLUMNS, &rows)?;
             } else {
                 let _ = json;
                 println!("{}", serde_json::to_string_pretty(&all)?);
@@ -575,44 +633,10 @@ fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-const REPORT_COLUMNS: [&str; 12] = [
-    "id",
-    "site",
-    "date",
-    "technician",
-    "mode",
-    "reason",
-    "ticket",
-    "remote_start",
-    "remote_end",
-    "remote_devices",
-    "remote_tunnel",
-    "status",
-];
-
-fn report_row(r: &reports::Report) -> Vec<String> {
-    let remote = r.remote.clone().unwrap_or_default();
-    let s = |v: &Option<String>| v.clone().unwrap_or_default();
-    let enum_name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_owned();
-    vec![
-        r.id.clone(),
-        s(&r.site),
-        s(&r.date),
-        s(&r.technician),
-        enum_name(json!(r.mode)),
-        enum_name(json!(r.reason)),
-        s(&r.ticket),
-        s(&remote.start),
-        s(&remote.end),
-        remote.devices.unwrap_or_default().join(" "),
-        s(&remote.tunnel),
-        enum_name(json!(r.status)),
-    ]
-}
-
 /// Fills the empty remote fields of a draft from the pre-fill.
 fn write_prefill(
     store: &mut Store,
+    inventory: &Inventory,
     report: &reports::Report,
     prefill: &reconcile::Prefill,
 ) -> anyhow::Result<()> {
@@ -646,7 +670,7 @@ fn write_prefill(
     if remote.tunnel.is_none() {
         remote.tunnel = text(&prefill.tunnel.value);
     }
-    let summary = reports::import(store, std::slice::from_ref(&updated), Utc::now())?;
+    let summary = reports::import(store, std::slice::from_ref(&updated), inventory, Utc::now())?;
     if summary.updated > 0 {
         eprintln!(
             "report {} updated from the logs (earlier version kept)",

@@ -439,6 +439,8 @@ struct Finding {
     detail: String,
     records: Vec<i64>,
     span: Option<(DateTime<Utc>, Option<DateTime<Utc>>)>,
+    /// Every session the finding is about (`session` names the first).
+    sessions: Vec<String>,
 }
 
 impl Finding {
@@ -456,6 +458,7 @@ impl Finding {
             detail: String::new(),
             records: Vec::new(),
             span: None,
+            sessions: Vec::new(),
         }
     }
 }
@@ -520,6 +523,7 @@ pub fn audit(
         if !report.is_remote() {
             continue;
         }
+        let before = findings.len();
         check_remote_report(
             conn,
             report,
@@ -530,6 +534,18 @@ pub fn audit(
             now,
             &mut findings,
         )?;
+        // Sessions a technician_mismatch names are accounted for by that
+        // finding: not also unreported.
+        if let Some(site) = &report.site {
+            for f in findings[before..]
+                .iter()
+                .filter(|f| f.kind == "technician_mismatch")
+            {
+                for id in &f.sessions {
+                    covered.insert((id.clone(), site.clone()));
+                }
+            }
+        }
     }
 
     unreported_sessions(sessions, &covered, &mut findings);
@@ -605,6 +621,7 @@ fn check_remote_report(
                 users.join(", ")
             );
             f.records = others.iter().filter_map(|s| s.start_record).collect();
+            f.sessions = others.iter().map(|s| s.id.clone()).collect();
             f
         };
         f.expected = json!(report.technician);
@@ -704,41 +721,39 @@ fn check_remote_report(
         .as_ref()
         .and_then(|r| r.devices.clone())
         .unwrap_or_default();
+    // The sessions' own lines frame the time in which a device was not
+    // reached: they are the evidence of an absence.
+    let session_lines: Vec<i64> = backing
+        .iter()
+        .flat_map(|s| s.start_record.into_iter().chain(s.end_record))
+        .collect();
+    let reached_labels: Vec<String> = reached
+        .iter()
+        .map(|(ip, _)| device_label(site, inventory, ip))
+        .collect();
     let mut declared_ips: Vec<String> = Vec::new();
     for name in &declared {
         let ip = site
             .and_then(|s| s.device(name))
             .map(|d| d.ip.to_string())
             .or_else(|| name.parse::<IpAddr>().ok().map(|ip| ip.to_string()));
-        match ip {
-            Some(ip) => {
-                if !reached.iter().any(|(r, _)| *r == ip) {
-                    let mut f = Finding::new("device_not_reached", Severity::Warning, report);
-                    f.expected = json!(name);
-                    f.observed = json!(reached
-                        .iter()
-                        .map(|(ip, _)| device_label(site, inventory, ip))
-                        .collect::<Vec<_>>());
-                    f.detail = format!(
-                        "{name} ({ip}) is declared but no session of the report reached it"
-                    );
-                    f.span = session_span;
-                    findings.push(f);
-                }
-                declared_ips.push(ip);
-            }
-            None => {
-                let mut f = Finding::new("device_not_reached", Severity::Warning, report);
-                f.expected = json!(name);
-                f.observed = json!(reached
-                    .iter()
-                    .map(|(ip, _)| device_label(site, inventory, ip))
-                    .collect::<Vec<_>>());
-                f.detail = format!("{name:?} is neither a device of the site's inventory nor an IP address: nothing shows it was reached");
-                f.span = session_span;
-                findings.push(f);
-            }
+        let detail = match &ip {
+            Some(ip) if reached.iter().any(|(r, _)| r == ip) => None,
+            Some(ip) => Some(format!("{name} ({ip}) is declared but no session of the report reached it")),
+            None => Some(format!(
+                "{name:?} is neither a device of the site's inventory nor an IP address: nothing shows it was reached"
+            )),
+        };
+        if let Some(detail) = detail {
+            let mut f = Finding::new("device_not_reached", Severity::Warning, report);
+            f.expected = json!(name);
+            f.observed = json!(reached_labels);
+            f.detail = detail;
+            f.records = session_lines.clone();
+            f.span = session_span;
+            findings.push(f);
         }
+        declared_ips.extend(ip);
     }
     for (ip, s) in &reached {
         if !declared_ips.contains(ip) {
@@ -839,6 +854,7 @@ fn unreported_sessions(
                 detail: format!("{} reached site {site} and no report covers it", head.user),
                 records: visit.iter().flat_map(|s| s.start_record.into_iter().chain(s.end_record)).collect(),
                 span: Some((head.start, last_end)),
+                sessions: visit.iter().map(|s| s.id.clone()).collect(),
             });
         }
     }

@@ -249,6 +249,8 @@ pub struct ImportSummary {
     pub added: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Devices whose serial a replaced part changed.
+    pub serials_changed: usize,
 }
 
 /// Parses a JSON array of reports; errors name the record and field.
@@ -263,9 +265,20 @@ pub fn parse_reports(
             e.line()
         ))
     })?;
+    let labels: Vec<String> = (0..values.len()).map(|i| format!("report {i}")).collect();
+    from_values(values, &labels, inventory, file)
+}
+
+/// Checks each report; errors name the record (`label`) and the field.
+fn from_values(
+    values: Vec<serde_json::Value>,
+    labels: &[String],
+    inventory: &Inventory,
+    file: &str,
+) -> Result<Vec<Report>, BadInput> {
     let mut reports = Vec::with_capacity(values.len());
     let mut ids = std::collections::HashSet::new();
-    for (index, value) in values.into_iter().enumerate() {
+    for (value, label) in values.into_iter().zip(labels) {
         let id = value
             .get("id")
             .and_then(|v| v.as_str())
@@ -273,19 +286,19 @@ pub fn parse_reports(
             .to_owned();
         let mut report: Report = serde_path_to_error::deserialize(value).map_err(|e| {
             BadInput(format!(
-                "{file}: report {index} (id {id:?}): field {}: {}",
+                "{file}: {label} (id {id:?}): field {}: {}",
                 e.path(),
                 e.inner()
             ))
         })?;
         report.validate(inventory).map_err(|(field, message)| {
             BadInput(format!(
-                "{file}: report {index} (id {id:?}): field {field}: {message}"
+                "{file}: {label} (id {id:?}): field {field}: {message}"
             ))
         })?;
         if !ids.insert(report.id.clone()) {
             return Err(BadInput(format!(
-                "{file}: report {index}: field id: {id:?} appears twice in the file"
+                "{file}: {label}: field id: {id:?} appears twice in the file"
             )));
         }
         reports.push(report);
@@ -293,16 +306,265 @@ pub fn parse_reports(
     Ok(reports)
 }
 
+/// The columns of a report in CSV: one row a report; lists of names are
+/// joined with `; `, the ordered parts (actions, parts, tests) are JSON.
+pub const CSV_COLUMNS: [&str; 28] = [
+    "id",
+    "site",
+    "date",
+    "contract",
+    "reason",
+    "ticket",
+    "technician",
+    "mode",
+    "on_site_arrival",
+    "on_site_departure",
+    "travel_minutes",
+    "remote_start",
+    "remote_end",
+    "remote_devices",
+    "remote_tunnel",
+    "symptoms",
+    "hypotheses",
+    "root_cause",
+    "diagnosis_details",
+    "actions",
+    "parts",
+    "tests",
+    "recommendations",
+    "technician_signature",
+    "technician_signed_at",
+    "client_signature",
+    "client_signed_at",
+    "status",
+];
+
+/// A report as a CSV row, in [`CSV_COLUMNS`] order.
+pub fn to_csv_row(r: &Report) -> Vec<String> {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let json_list = |v: serde_json::Value| {
+        if v.as_array().is_some_and(|a| a.is_empty()) {
+            String::new()
+        } else {
+            v.to_string()
+        }
+    };
+    let on_site = r.on_site.clone().unwrap_or_default();
+    let remote = r.remote.clone().unwrap_or_default();
+    let diagnosis = r.diagnosis.clone().unwrap_or_default();
+    let signatures = r.signatures.clone().unwrap_or_default();
+    vec![
+        r.id.clone(),
+        text(&r.site),
+        text(&r.date),
+        text(&r.contract),
+        name(serde_json::json!(r.reason)),
+        text(&r.ticket),
+        text(&r.technician),
+        name(serde_json::json!(r.mode)),
+        text(&on_site.arrival),
+        text(&on_site.departure),
+        on_site
+            .travel_minutes
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+        text(&remote.start),
+        text(&remote.end),
+        remote.devices.unwrap_or_default().join("; "),
+        text(&remote.tunnel),
+        text(&diagnosis.symptoms),
+        diagnosis.hypotheses.join("; "),
+        name(serde_json::json!(diagnosis.root_cause)),
+        text(&diagnosis.details),
+        json_list(serde_json::json!(r.actions)),
+        json_list(serde_json::json!(r.parts)),
+        json_list(serde_json::json!(r.tests)),
+        text(&r.recommendations),
+        signatures
+            .technician
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default(),
+        signatures
+            .technician
+            .as_ref()
+            .and_then(|s| s.at.clone())
+            .unwrap_or_default(),
+        signatures
+            .client
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default(),
+        signatures
+            .client
+            .as_ref()
+            .and_then(|s| s.at.clone())
+            .unwrap_or_default(),
+        name(serde_json::json!(r.status)),
+    ]
+}
+
+/// Undoes the spreadsheet escape of an exported cell (`'=...`).
+fn unescape_cell(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    }
+}
+
+/// Parses reports from CSV with a header row of [`CSV_COLUMNS`] (any
+/// order, any subset but `id`). Errors name the line and the field.
+pub fn parse_reports_csv(
+    text: &str,
+    inventory: &Inventory,
+    file: &str,
+) -> Result<Vec<Report>, BadInput> {
+    use serde_json::{json, Map, Value};
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| BadInput(format!("{file}: line 1: not a CSV header: {e}")))?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    if let Some(unknown) = header.iter().find(|h| !CSV_COLUMNS.contains(&h.as_str())) {
+        return Err(BadInput(format!(
+            "{file}: line 1: unknown column {unknown:?}; expected some of {}",
+            CSV_COLUMNS.join(", ")
+        )));
+    }
+    if !header.iter().any(|h| h == "id") {
+        return Err(BadInput(format!(
+            "{file}: line 1: the header has no id column"
+        )));
+    }
+    let mut values = Vec::new();
+    let mut labels = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            BadInput(format!("{file}: line {line}: {e}"))
+        })?;
+        let line = row.position().map_or(0, |p| p.line());
+        let cell = |name: &str| -> Option<String> {
+            let i = header.iter().position(|h| h == name)?;
+            let v = unescape_cell(row.get(i)?.trim());
+            (!v.is_empty()).then(|| v.to_owned())
+        };
+        let list = |name: &str| -> Option<Value> {
+            cell(name).map(|v| {
+                json!(v
+                    .split(';')
+                    .map(|x| x.trim())
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>())
+            })
+        };
+        let nested = |name: &str| -> Result<Option<Value>, BadInput> {
+            cell(name)
+                .map(|v| {
+                    serde_json::from_str::<Value>(&v).map_err(|e| {
+                        BadInput(format!(
+                            "{file}: line {line}: field {name}: not a JSON list: {e}"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let text = |name: &str| cell(name).map(Value::String).unwrap_or(Value::Null);
+        let mut v = Map::new();
+        for key in [
+            "id",
+            "site",
+            "date",
+            "contract",
+            "reason",
+            "ticket",
+            "technician",
+            "mode",
+            "recommendations",
+            "status",
+        ] {
+            v.insert(key.into(), text(key));
+        }
+        if v["status"].is_null() {
+            v.remove("status");
+        }
+        if cell("on_site_arrival").is_some()
+            || cell("on_site_departure").is_some()
+            || cell("travel_minutes").is_some()
+        {
+            let minutes = match cell("travel_minutes") {
+                Some(m) => json!(m.parse::<u32>().map_err(|_| BadInput(format!(
+                    "{file}: line {line}: field travel_minutes: {m:?} is not a number of minutes"
+                )))?),
+                None => Value::Null,
+            };
+            v.insert("on_site".into(), json!({"arrival": text("on_site_arrival"), "departure": text("on_site_departure"), "travel_minutes": minutes}));
+        }
+        if [
+            "remote_start",
+            "remote_end",
+            "remote_devices",
+            "remote_tunnel",
+        ]
+        .iter()
+        .any(|c| cell(c).is_some())
+        {
+            v.insert(
+                "remote".into(),
+                json!({"start": text("remote_start"), "end": text("remote_end"), "devices": list("remote_devices"), "tunnel": text("remote_tunnel")}),
+            );
+        }
+        if ["symptoms", "hypotheses", "root_cause", "diagnosis_details"]
+            .iter()
+            .any(|c| cell(c).is_some())
+        {
+            v.insert(
+                "diagnosis".into(),
+                json!({"symptoms": text("symptoms"), "hypotheses": list("hypotheses").unwrap_or(json!([])), "root_cause": text("root_cause"), "details": text("diagnosis_details")}),
+            );
+        }
+        for key in ["actions", "parts", "tests"] {
+            if let Some(n) = nested(key)? {
+                v.insert(key.into(), n);
+            }
+        }
+        let signature =
+            |name: &str, at: &str| cell(name).map(|n| json!({"name": n, "at": text(at)}));
+        let (tech, client) = (
+            signature("technician_signature", "technician_signed_at"),
+            signature("client_signature", "client_signed_at"),
+        );
+        if tech.is_some() || client.is_some() {
+            v.insert(
+                "signatures".into(),
+                json!({"technician": tech, "client": client}),
+            );
+        }
+        values.push(Value::Object(v));
+        labels.push(format!("line {line}"));
+    }
+    from_values(values, &labels, inventory, file)
+}
+
 /// Stores reports, all in one transaction: new ones are added, changed
 /// ones keep their earlier version.
 pub fn import(
     store: &mut Store,
     reports: &[Report],
+    inventory: &Inventory,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ImportSummary> {
     let mut summary = ImportSummary::default();
     let tx = store.conn.transaction()?;
     for report in reports {
+        if report.status == Status::Signed {
+            summary.serials_changed += record_part_replacements(&tx, report, inventory, now)?;
+        }
         let body = serde_json::to_string(report)?;
         let existing: Option<(i64, String, String)> = tx
             .query_row(
@@ -336,6 +598,117 @@ pub fn import(
     }
     tx.commit()?;
     Ok(summary)
+}
+
+/// A device whose serial a signed report's replaced part changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceChange {
+    pub site: String,
+    pub device: String,
+    pub serial_before: Option<String>,
+    pub serial_after: String,
+    pub report: String,
+    pub at: String,
+}
+
+/// When a report's work was done: the technician's signature, else the end
+/// of the remote or on-site work, else its date.
+fn work_time(report: &Report, now: DateTime<Utc>) -> DateTime<Utc> {
+    let signed = report
+        .signatures
+        .as_ref()
+        .and_then(|s| s.technician.as_ref())
+        .and_then(|t| Report::time(&t.at));
+    let end = report.remote_end().or_else(|| {
+        report
+            .on_site
+            .as_ref()
+            .and_then(|o| Report::time(&o.departure))
+    });
+    let date = report
+        .date
+        .as_deref()
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .and_then(|d| d.and_hms_opt(12, 0, 0))
+        .map(|d| Utc.from_utc_datetime(&d));
+    signed.or(end).or(date).unwrap_or(now)
+}
+
+/// The serial a device has now: its last change, else the configuration's.
+fn current_serial(
+    tx: &rusqlite::Transaction<'_>,
+    site: &str,
+    device: &crate::inventory::Device,
+) -> anyhow::Result<Option<String>> {
+    let changed: Option<String> = tx
+        .query_row(
+            "SELECT serial_after FROM device_changes WHERE site = ?1 AND device = ?2 ORDER BY at DESC, rowid DESC LIMIT 1",
+            params![site, device.name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(changed.or_else(|| device.serial.clone()))
+}
+
+/// Records the serials that a signed report's replaced parts change: the
+/// device whose serial is the removed part's (else whose name is the
+/// part's designation) takes the installed part's serial.
+fn record_part_replacements(
+    tx: &rusqlite::Transaction<'_>,
+    report: &Report,
+    inventory: &Inventory,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let Some(site) = report.site.as_deref().and_then(|s| inventory.site(s)) else {
+        return Ok(0);
+    };
+    let at = to_micros(work_time(report, now));
+    let mut changed = 0;
+    for part in &report.parts {
+        let Some(installed) = &part.installed_serial else {
+            continue;
+        };
+        let mut target = None;
+        for device in &site.devices {
+            let serial = current_serial(tx, &site.id, device)?;
+            let by_serial = part.removed_serial.is_some() && serial == part.removed_serial;
+            if by_serial || device.name.eq_ignore_ascii_case(&part.designation) {
+                target = Some((device, serial));
+                if by_serial {
+                    break;
+                }
+            }
+        }
+        let Some((device, before)) = target else {
+            continue;
+        };
+        if before.as_deref() == Some(installed.as_str()) {
+            continue;
+        }
+        changed += tx.execute(
+            "INSERT OR REPLACE INTO device_changes (site, device, serial_before, serial_after, report, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![site.id, device.name, before, installed, report.id, at],
+        )?;
+    }
+    Ok(changed)
+}
+
+/// Every recorded serial change, oldest first.
+pub fn device_changes(store: &Store) -> anyhow::Result<Vec<DeviceChange>> {
+    let mut stmt = store.conn.prepare(
+        "SELECT site, device, serial_before, serial_after, report, at FROM device_changes ORDER BY at, rowid",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(DeviceChange {
+            site: r.get(0)?,
+            device: r.get(1)?,
+            serial_before: r.get(2)?,
+            serial_after: r.get(3)?,
+            report: r.get(4)?,
+            at: format_utc(crate::store::from_micros(r.get(5)?)),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 fn status_name(status: Status) -> &'static str {
@@ -425,19 +798,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            import(&mut store, &v1, now).unwrap(),
+            import(&mut store, &v1, &inv, now).unwrap(),
             ImportSummary {
                 added: 1,
                 updated: 0,
-                unchanged: 0
+                unchanged: 0,
+                serials_changed: 0
             }
         );
         assert_eq!(
-            import(&mut store, &v1, now).unwrap(),
+            import(&mut store, &v1, &inv, now).unwrap(),
             ImportSummary {
                 added: 0,
                 updated: 0,
-                unchanged: 1
+                unchanged: 1,
+                serials_changed: 0
             }
         );
         let v2 = parse_reports(
@@ -447,11 +822,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            import(&mut store, &v2, now).unwrap(),
+            import(&mut store, &v2, &inv, now).unwrap(),
             ImportSummary {
                 added: 0,
                 updated: 1,
-                unchanged: 0
+                unchanged: 0,
+                serials_changed: 0
             }
         );
         let stored = load(&store, "R1").unwrap().unwrap();

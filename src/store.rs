@@ -164,6 +164,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE records ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE unparsed ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 4: parts replaced by signed reports change the inventory's serials.
+    r#"
+    CREATE TABLE device_changes (
+        site          TEXT NOT NULL,
+        device        TEXT NOT NULL,
+        serial_before TEXT,
+        serial_after  TEXT NOT NULL,
+        report        TEXT NOT NULL,
+        at            INTEGER NOT NULL,
+        PRIMARY KEY (report, site, device)
+    );
+    "#,
 ];
 
 /// An open store.

@@ -305,3 +305,105 @@ fn check_config_lists_every_error_with_file_and_line() {
         .ok(&["check-config"])
         .contains("configuration is valid"));
 }
+
+#[test]
+fn reports_round_trip_through_csv_with_formulas_escaped() {
+    let ledger = sample_ledger();
+    let path = ledger.dir.path().join("formula.json");
+    std::fs::write(
+        &path,
+        r#"[{"id": "R-CSV-1", "site": "lyon-01", "date": "2024-03-12", "technician": "j.martin", "mode": "remote",
+             "remote": {"start": "2024-03-12 09:15", "end": "2024-03-12 09:48", "devices": ["NVR-01", "CAM-ENTREE"], "tunnel": "vpn-lyon"},
+             "diagnosis": {"symptoms": "=HYPERLINK(\"http://example.invalid\")", "hypotheses": ["disk", "stream"], "root_cause": "hardware"},
+             "actions": [{"at": "2024-03-12 09:20", "action": "Swapped the disk", "result": "ok"}],
+             "parts": [{"designation": "Disk 4 TB", "reference": "HD-4000", "removed_serial": "SN-OLD-1", "installed_serial": "SN-NEW-1"}],
+             "tests": [{"test": "Recording 5 min", "result": "recorded", "passed": true}],
+             "signatures": {"technician": {"name": "J. Martin", "at": "2024-03-12 09:50"}},
+             "status": "draft"}]"#,
+    )
+    .unwrap();
+    ledger.ok(&["reports", "import", path_str(&path)]);
+    let csv = ledger.ok(&["reports", "export", "--csv"]);
+    assert!(
+        csv.starts_with("id,site,date,contract,reason,ticket,technician,mode,"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"http://example.invalid\"\")\""),
+        "formula not escaped:\n{csv}"
+    );
+    let before = ledger.json(&["reports", "show", "R-CSV-1", "--json"]);
+
+    // The exported CSV imports into a fresh store as the same reports.
+    let other = Ledger::sample();
+    let file = other.dir.path().join("reports.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let out = other.ok(&["reports", "import", path_str(&file)]);
+    assert!(out.contains("5 report(s): 5 added"), "{out}");
+    assert_eq!(
+        other.json(&["reports", "show", "R-CSV-1", "--json"]),
+        before
+    );
+    assert_eq!(
+        other.json(&["reports", "show", "R-2024-0312-01", "--json"]),
+        ledger.json(&["reports", "show", "R-2024-0312-01", "--json"])
+    );
+
+    // A bad cell names its line and field.
+    std::fs::write(&file, "id,site,travel_minutes\nR-X,lyon-01,forty\n").unwrap();
+    let out = other.run(&["reports", "import", path_str(&file)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 2: field travel_minutes: \"forty\" is not a number of minutes"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_replaced_part_gives_the_device_its_new_serial() {
+    let ledger = sample_ledger();
+    let path = ledger.dir.path().join("part.json");
+    std::fs::write(
+        &path,
+        r#"[{"id": "R-PART-1", "site": "lyon-01", "date": "2024-03-14", "technician": "j.martin", "mode": "on_site",
+             "on_site": {"arrival": "2024-03-14 09:00", "departure": "2024-03-14 11:00", "travel_minutes": 35},
+             "parts": [{"designation": "Recorder", "reference": "NVR-16CH", "removed_serial": "SN-NVR-0001", "installed_serial": "SN-NVR-0777"}],
+             "status": "signed"}]"#,
+    )
+    .unwrap();
+    let out = ledger.ok(&["reports", "import", path_str(&path)]);
+    assert!(
+        out.contains("1 device serial(s) changed by replaced parts"),
+        "{out}"
+    );
+    let check = ledger.ok(&["check-config"]);
+    assert!(
+        check.contains("lyon-01 NVR-01: serial SN-NVR-0001 in the configuration, SN-NVR-0777 since report R-PART-1 (2024-03-14T10:00:00Z)"),
+        "{check}"
+    );
+}
+
+#[test]
+fn a_technician_lists_sessions_no_report_covers_yet() {
+    let ledger = Ledger::sample();
+    ledger.ok(&[
+        "ingest",
+        "--year",
+        "2024",
+        path_str(&fixture("logs/vpn-lyon-syslog.log")),
+    ]);
+    let path = ledger.dir.path().join("one.json");
+    std::fs::write(
+        &path,
+        r#"[{"id": "R-1", "site": "lyon-01", "date": "2024-03-12", "technician": "s.bernard", "mode": "remote",
+             "remote": {"start": "2024-03-12 09:21", "end": "2024-03-12 10:05", "devices": ["NVR-01"], "tunnel": "vpn-lyon"}}]"#,
+    )
+    .unwrap();
+    ledger.ok(&["reports", "import", path_str(&path)]);
+    let mine = ledger.json(&["sessions", "--json", "--user", "j.martin", "--unreported"]);
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["start"], "2024-03-12T08:14:03Z");
+    let theirs = ledger.json(&["sessions", "--json", "--user", "s.bernard", "--unreported"]);
+    assert!(theirs.as_array().unwrap().is_empty());
+}
