@@ -610,7 +610,7 @@ impl Stream {
         self.rows.push(Row::Unparsed {
             line: self.line,
             offset,
-            raw: raw.to_vec(),
+            raw: redact_private_keys(raw),
             reason,
             received: to_micros(received),
             truncated: self.truncated,
@@ -730,6 +730,37 @@ impl Stream {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// A WireGuard interface line (`[ifname] private-key public-key port
+/// fwmark`) holds the interface's private key: a malformed one is kept
+/// without it. Other lines are kept as they are.
+fn redact_private_keys(raw: &[u8]) -> Vec<u8> {
+    let fields: Vec<&[u8]> = raw.split(|&b| b == b'\t').collect();
+    let is_key = |f: &[u8]| {
+        f.len() == 44
+            && f.ends_with(b"=")
+            && f[..43]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+    };
+    if !(4..=5).contains(&fields.len()) || !fields.iter().any(|f| is_key(f)) {
+        return raw.to_vec();
+    }
+    // The private key comes before the public one: the first key field.
+    let mut redacted = false;
+    let kept: Vec<&[u8]> = fields
+        .into_iter()
+        .map(|f| {
+            if !redacted && is_key(f) {
+                redacted = true;
+                &b"(private key not kept)"[..]
+            } else {
+                f
+            }
+        })
+        .collect();
+    kept.join(&b'\t')
 }
 
 fn trim_newline(raw: &[u8]) -> &[u8] {
@@ -1146,6 +1177,17 @@ fn ingest_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_wireguard_interface_line_is_kept_without_its_private_key() {
+        let line = b"wg0\tcFakePrivKeyDoNotUseAAAAAAAAAAAAAAAAAAAAAAA=\tSrvFakePubKey0000000000000000000000000000Aw=\tnot-a-port\toff";
+        assert_eq!(
+            redact_private_keys(line),
+            b"wg0\t(private key not kept)\tSrvFakePubKey0000000000000000000000000000Aw=\tnot-a-port\toff".to_vec()
+        );
+        let other = b"Mar 12 09:14:03 vpn-lyon openvpn[1]: x";
+        assert_eq!(redact_private_keys(other), other.to_vec());
+    }
 
     #[test]
     fn drop_prefixes_match_in_any_case() {
