@@ -53,24 +53,36 @@ fn client_prefix(msg: &str) -> Option<(ClientPrefix<'_>, &str)> {
             rest.strip_prefix(' ').unwrap_or(rest),
         ));
     }
+    // The first space after the slash being tried: slashes of one word
+    // share it, so a long word of slashes is scanned once, not once per
+    // slash.
+    let mut next_space = 0;
     for (slash, _) in msg.match_indices('/') {
-        let after = &msg[slash + 1..];
-        let Some(space) = after.find(' ') else {
-            continue;
-        };
-        let address = &after[..space];
-        if real_address(address).is_some() && slash > 0 {
+        if next_space <= slash {
+            match msg[slash + 1..].find(' ') {
+                Some(offset) => next_space = slash + 1 + offset,
+                // No space after this slash, so none after the later ones.
+                None => return None,
+            }
+        }
+        let address = &msg[slash + 1..next_space];
+        if slash > 0 && address.len() <= LONGEST_ADDRESS && real_address(address).is_some() {
             return Some((
                 ClientPrefix {
                     common_name: Some(&msg[..slash]),
                     address,
                 },
-                &after[space + 1..],
+                &msg[next_space + 1..],
             ));
         }
     }
     None
 }
+
+/// The longest `ip:port` OpenVPN prints (an IPv6 address with an embedded
+/// IPv4 one, a scope and a port, in brackets), with room to spare: a longer
+/// word is not read as an address.
+const LONGEST_ADDRESS: usize = 96;
 
 /// Reads an OpenVPN server message. `Ok(None)` is a message understood as
 /// carrying no session fact (`PUSH_REQUEST`, `TLS: soft reset`, ...).
@@ -350,6 +362,27 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_word_of_many_slashes_is_scanned_once() {
+        // Each slash used to search for the next space again, and parse the
+        // whole rest of the word as an address: a 64 KiB word of slashes
+        // took a quadratic time. The CN still runs to the slash before the
+        // address.
+        let common_name = format!("x{}", "/".repeat(20_000));
+        let line = format!("{common_name}/192.0.2.9:1194 CC-EEN exit message received by peer");
+        let start = std::time::Instant::now();
+        let e = message(&line).unwrap().unwrap();
+        assert!(matches!(
+            e,
+            Event::SessionEnded { user: Some(user), instance: "192.0.2.9:1194", .. }
+                if user == common_name
+        ));
+        let slashes = "/".repeat(20_000);
+        assert_eq!(message(&slashes), Ok(None));
+        assert_eq!(message(&format!("{slashes} x")), Ok(None));
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

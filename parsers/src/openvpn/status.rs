@@ -299,7 +299,8 @@ fn client_row_v1(text: &str, number: usize) -> Result<Row<'_>, ParseError> {
     })?;
     let at = |i: usize| f.get(i + shift);
     let real_text = at(1).copied().unwrap_or("");
-    let real = real_address(real_text).expect("found by split_common_name");
+    let real = real_address(real_text)
+        .ok_or_else(|| ParseError::at_slice(text, real_text, "a Real Address ip:port"))?;
     let since_text = at(4).copied().unwrap_or("");
     let since = local_time(since_text)
         .map(|at| LineTime::Local { at })
@@ -331,8 +332,16 @@ fn client_row_v2<'a>(
         ParseError::at(text, text, "a CLIENT_LIST row with a Real Address ip:port")
     })?;
     let get = |name: &str, default: usize| f.get(column(name).unwrap_or(default) + shift).copied();
+    // A header that does not put the Real Address right after the Common
+    // Name (a column repeated, moved or renamed) does not fit the row.
     let real_text = get("Real Address", 1).unwrap_or("");
-    let real = real_address(real_text).expect("found by split_common_name");
+    let real = real_address(real_text).ok_or_else(|| {
+        ParseError::at_slice(
+            text,
+            real_text,
+            "a Real Address ip:port where the HEADER puts it",
+        )
+    })?;
     let virtual_ip = get("Virtual Address", 2).and_then(|v| v.parse().ok());
     let username = get("Username", 8).filter(|u| !u.is_empty() && *u != "UNDEF");
     let since = match get("Connected Since (time_t)", 7).and_then(epoch) {
@@ -431,6 +440,30 @@ mod tests {
         let c = client(&parse_status(text)[3]);
         assert_eq!(c.user, "a.petit");
         assert_eq!(c.common_name, "UNDEF");
+    }
+
+    #[test]
+    fn header_that_misplaces_the_real_address_is_an_error_not_a_panic() {
+        // `Common Name` written twice: the row's real address is no longer
+        // where the HEADER says. Found by the property tests.
+        let text = "TITLE,x\nTIME,t,1718699400\nHEADER,CLIENT_LIST,Common Name,Common Name,Real Address,Virtual Address,Virtual IPv6 Address,Bytes Received,Bytes Sent,Connected Since,Connected Since (time_t),Username\nCLIENT_LIST,t.moreau,192.0.2.88:60344,10.9.0.2,,1,2,2024-06-18 09:41:58,1718696518,UNDEF\nEND\n";
+        let lines = parse_status(text);
+        let row = &lines[3];
+        assert_eq!(row.event, None);
+        let err = row.error.as_ref().expect("an error");
+        assert_eq!(
+            err.expected,
+            "a Real Address ip:port where the HEADER puts it"
+        );
+        assert_eq!(err.column, 39);
+        assert_eq!(err.found, "10.9.0.2");
+        assert_eq!(
+            lines[4].event,
+            Some(Event::StatusSnapshot {
+                clients: 0,
+                snapshot: lines[4].time
+            })
+        );
     }
 
     #[test]
