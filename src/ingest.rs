@@ -183,7 +183,7 @@ pub fn ingest_inputs(
 /// The identity of a file: a digest of its first line.
 fn fingerprint(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::store::hex(&digest[..16])
 }
 
 struct Checkpoint {
@@ -928,7 +928,7 @@ fn chain(
     h.update(line.to_le_bytes());
     h.update(ts.to_le_bytes());
     h.update(raw);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::store::hex(&h.finalize())
 }
 
 /// The digest of the last record, the link the next record chains to.

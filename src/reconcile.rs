@@ -915,13 +915,7 @@ fn discrepancy_id(f: &Finding) -> String {
         h.update([0]);
     }
     let digest = h.finalize();
-    format!(
-        "d-{}",
-        digest[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    format!("d-{}", crate::store::hex(&digest[..6]))
 }
 
 fn load_resolutions(conn: &Connection) -> anyhow::Result<BTreeMap<String, Resolution>> {

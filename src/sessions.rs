@@ -711,7 +711,7 @@ fn session_id(gateway: &str, d: &Draft) -> String {
     }
     h.update(d.start.to_le_bytes());
     let digest = h.finalize();
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::store::hex(&digest[..8]);
     format!("s-{hex}")
 }
 

@@ -233,6 +233,17 @@ impl Store {
     }
 }
 
+/// Lower-case hexadecimal of bytes: digests and ids.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    out
+}
+
 /// Microseconds since the epoch, as the store keeps times.
 pub fn to_micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
@@ -259,6 +270,11 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn hex_of_bytes() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]
