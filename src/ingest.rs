@@ -133,7 +133,8 @@ pub struct IngestSummary {
 }
 
 impl IngestSummary {
-    fn add(&mut self, other: IngestSummary) {
+    /// Adds another summary's counts to this one.
+    pub fn add(&mut self, other: IngestSummary) {
         self.files += other.files;
         self.lines += other.lines;
         self.records += other.records;

@@ -406,14 +406,7 @@ fn cmd_ingest(
         if summary.unparsed > 0 {
             tracing::warn!(file = %file.display(), unparsed = summary.unparsed, "lines not understood were kept in the unparsed table");
         }
-        total.files += summary.files;
-        total.lines += summary.lines;
-        total.records += summary.records;
-        total.traffic += summary.traffic;
-        total.unparsed += summary.unparsed;
-        total.unchanged_files += summary.unchanged_files;
-        total.partial_lines += summary.partial_lines;
-        total.gateways.extend(summary.gateways);
+        total.add(summary);
     }
     let rules = SessionRules {
         reconnect_grace: chrono::Duration::from_std(ctx.config.reconcile.reconnect_grace)
