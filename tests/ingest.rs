@@ -420,3 +420,24 @@ fn a_missing_file_is_bad_input() {
         "{err}"
     );
 }
+
+#[test]
+fn verify_finds_an_altered_record() {
+    let ledger = Ledger::new();
+    let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    ledger.ok(&["ingest", "--year", "2024", path_str(&log)]);
+    let out = ledger.ok(&["verify"]);
+    assert!(out.contains("17 record(s) verified"), "{out}");
+
+    let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+    conn.execute(
+        "UPDATE records SET raw = CAST(replace(CAST(raw AS TEXT), '09:47:55', '10:47:55') AS BLOB) WHERE id = 14",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let out = ledger.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("record 14 was altered"), "{text}");
+}
