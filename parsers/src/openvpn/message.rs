@@ -211,7 +211,8 @@ fn client_message<'a>(
         };
     }
 
-    if body == "CC-EEN exit message received by peer" {
+    // 2.6.14 and later write the CC-EEN prefix; 2.6.3 (Debian 12) does not.
+    if body == "CC-EEN exit message received by peer" || body == "Exit message received by peer" {
         return Ok(Some(ended(user, instance, EndReason::UserExit, body)));
     }
     if let Some(reason) = client_signal(body) {
@@ -424,6 +425,7 @@ mod tests {
                 EndReason::UserExit,
             ),
             ("CC-EEN exit message received by peer", EndReason::UserExit),
+            ("Exit message received by peer", EndReason::UserExit),
             (
                 "SIGTERM[soft,delayed-exit] received, client-instance exiting",
                 EndReason::UserExit,
