@@ -3,7 +3,8 @@
 //! They show the same data as the command line, read from the store on
 //! each request (SQLite's WAL lets readers work beside the writer):
 //!
-//! - `GET /api/health`: `{"status": "ok"}` and the store's counts;
+//! - `GET /api/health`: `{"status": "ok"}`, the store's counts and what
+//!   the daemon stored since it started;
 //! - `GET /api/sessions?user=&site=&since=&until=`: as `sessions --json`;
 //! - `GET /api/reports/{id}`: as `reports show ID --json`;
 //! - `GET /api/reports/{id}/prefill`: as `reports prefill ID --json`;
@@ -13,6 +14,7 @@
 //!   audit, for people.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -119,6 +121,18 @@ async fn health(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, ApiErr
         })))
     })
     .await
+    .map(|Json(mut body)| {
+        // What this daemon did since it started, beside what the store holds.
+        let c = &shared.counters;
+        body["daemon"] = json!({
+            "sources": c.sources_running.load(Ordering::Relaxed),
+            "records_stored": c.records.load(Ordering::Relaxed),
+            "unparsed_stored": c.unparsed.load(Ordering::Relaxed),
+            "batches": c.batches.load(Ordering::Relaxed),
+            "source_failures": c.source_failures.load(Ordering::Relaxed),
+        });
+        Json(body)
+    })
 }
 
 #[derive(Deserialize)]

@@ -1,16 +1,23 @@
 //! Tailing files through every way logs rotate.
 //!
-//! A file is followed by its identity (a digest of its first line) and its
-//! open handle, not by its name:
+//! A file is followed by its open handle and known by its identity, a
+//! digest of its first line, never by its name:
 //! - rename and create, or a file moved onto the path: the old handle is
-//!   read to its end (the writer may still finish a line in it), then the
-//!   new file is read from its start;
-//! - copytruncate: the copy keeps the old identity, so what was written
-//!   between our last read and the copy is read from the copy; the
-//!   truncated file gets a new first line, a new identity;
-//! - truncation while the daemon was down, a deleted and recreated file,
-//!   inode reuse: the identity is the content's, so a new file is never
-//!   mistaken for an old one.
+//!   kept and read to its end for a while (its writer may still add lines
+//!   before it reopens), and read before the new file in each pass; the new
+//!   file is a new identity, read from its start;
+//! - copytruncate: when the followed file shrinks, the lines not read yet
+//!   are in the copy, which is found in the same folder by its first line
+//!   and read to its end; the emptied file gets a new first line, a new
+//!   identity. Lines the program writes between the copy and the
+//!   truncation are lost by copytruncate itself, before we can see them;
+//! - a deleted and recreated file: as rename and create;
+//! - truncation while the daemon was down, inode reuse: the identity is the
+//!   content's, so a new file is never mistaken for an old one. When the
+//!   new content starts with the same first line as the old (a header), a
+//!   file shorter than its checkpoint is a new identity (the digest and the
+//!   inode); one rewritten past its old length while we were away cannot be
+//!   told apart, and is read on from the old offset.
 //!
 //! Reading starts from the checkpoint the writer committed with the data,
 //! so after a crash the lines not yet committed are read again and the
@@ -21,11 +28,10 @@
 //! safety net for file systems that do not report events.
 
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,34 +41,45 @@ use rusqlite::OptionalExtension;
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
-use super::{Batch, BatchSender};
+use super::{Batch, BatchSender, StopSignal};
 use crate::ingest::SourceSettings;
 
-/// The most lines one batch carries.
-const BATCH_LINES: usize = 5_000;
+/// The most lines one batch carries: one transaction in the writer.
+const BATCH_LINES: usize = 2_000;
 /// The most bytes read from one file per pass, so one busy file does not
 /// starve the others.
-const READ_CHUNK: usize = 8 << 20;
-/// How long a file that left the watched paths is still read, for the
-/// lines its writer adds before reopening.
+const READ_CHUNK: u64 = 4 << 20;
+/// How long a file that left the watched paths is still read after it last
+/// grew, for the lines its writer adds before reopening the new file.
 const DRAIN_AFTER_ROTATION: Duration = Duration::from_secs(30);
 /// The safety rescan when no file event arrives.
 const RESCAN: Duration = Duration::from_secs(5);
+/// How often the stop signal is looked at while waiting for events.
+const STOP_CHECK: Duration = Duration::from_millis(100);
 /// The longest first line looked at to name a file.
 const MAX_FIRST_LINE: usize = 64 << 10;
+/// A copy made by copytruncate was written moments ago; older files in
+/// the folder are not looked at.
+const COPY_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// One file identity being followed.
 struct Tail {
+    /// The handle read from: it stays valid when the file is renamed or
+    /// deleted, which is how the end of a rotated file is read.
     file: File,
+    /// Device and inode of `file`, to recognise it under another name.
     dev: u64,
     ino: u64,
-    fingerprint: String,
+    /// The identity lines and checkpoint are filed under.
+    identity: String,
+    /// Where the file was last seen, for logs and records.
     path: PathBuf,
     /// Offset after the last complete line handed to the writer.
     offset: u64,
-    /// When the file last grew, or was last seen at a watched path.
-    last_seen: Instant,
-    /// Whether it is still at a watched path.
+    /// When the file last grew or was last seen at a watched path: a
+    /// rotated file is let go `DRAIN_AFTER_ROTATION` after this.
+    last_active: Instant,
+    /// Whether it is at a watched path in this pass.
     watched: bool,
 }
 
@@ -94,46 +111,57 @@ pub fn fingerprint(first_line: &[u8]) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The first-line digest an identity starts with (`digest` or
+/// `digest@inode[.generation]`).
+fn digest_of(identity: &str) -> &str {
+    identity.split('@').next().unwrap_or(identity)
+}
+
 /// The tailer of one `kind = "file"` source.
 pub struct FileSource {
     pub settings: Arc<SourceSettings>,
     /// A path or a glob.
     pub pattern: String,
+    /// The store, read (never written) for the committed checkpoints.
     pub db: PathBuf,
+    /// To the writer; full means the writer is behind, and the tailer
+    /// waits (backpressure) instead of reading further.
     pub tx: BatchSender,
-    pub stop: Arc<AtomicBool>,
+    pub stop: StopSignal,
 }
 
 impl FileSource {
-    /// Runs until `stop` is set. Blocking: give it a thread.
-    pub fn run(self) {
+    /// Runs until stopped. Blocking: give it a thread. An error means the
+    /// source could not run at all (no checkpoints to read); the caller
+    /// reports it and starts the source again later.
+    pub fn run(self) -> anyhow::Result<()> {
         let name = self.settings.name.clone();
+
+        // Checkpoints are read from the store through a connection of our
+        // own, read-only: the writer is the only one that writes.
+        let checkpoints = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        checkpoints.busy_timeout(Duration::from_secs(30))?;
+
+        // File events wake the loop; without them the rescan still works.
         let (events_tx, events_rx) = std::sync::mpsc::channel();
         let mut watcher = match notify::recommended_watcher(move |event| {
             let _ = events_tx.send(event);
         }) {
             Ok(w) => Some(w),
             Err(e) => {
-                warn!(source = %name, error = %e, "file events unavailable, rescanning every 5 s");
+                warn!(source = %name, error = %e, "file events unavailable; rescanning every 5 s");
                 None
             }
         };
         let mut watched_dirs: Vec<PathBuf> = Vec::new();
         let mut tails: HashMap<String, Tail> = HashMap::new();
-        let store = match rusqlite::Connection::open_with_flags(
-            &self.db,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(source = %name, error = %e, "cannot read checkpoints");
-                return;
-            }
-        };
-        let _ = store.busy_timeout(Duration::from_secs(30));
+        let mut reported_missing = false;
         info!(source = %name, pattern = %self.pattern, "tailing");
 
-        while !self.stop.load(Ordering::Relaxed) {
+        while !self.stopped() {
             // Watch the folders of the pattern, as they appear.
             if let Some(w) = watcher.as_mut() {
                 for dir in folders_of(&self.pattern) {
@@ -141,25 +169,35 @@ impl FileSource {
                         match w.watch(&dir, RecursiveMode::NonRecursive) {
                             Ok(()) => watched_dirs.push(dir),
                             Err(e) => {
-                                warn!(source = %name, folder = %dir.display(), error = %e, "cannot watch")
+                                warn!(source = %name, folder = %dir.display(), error = %e, "cannot watch a folder; rescanning it every 5 s")
                             }
                         }
                     }
                 }
             }
 
-            if let Err(e) = self.scan(&mut tails, &store) {
-                warn!(source = %name, error = %e, "reading files failed; retrying");
+            // Read what is new; a failure here is retried at the next pass.
+            match self.scan(&mut tails, &checkpoints) {
+                Ok(found) => {
+                    if found == 0 && !reported_missing {
+                        warn!(source = %name, pattern = %self.pattern, "no file matches yet; waiting for one");
+                        reported_missing = true;
+                    } else if found > 0 && reported_missing {
+                        reported_missing = false;
+                    }
+                }
+                Err(e) if self.stopped() => debug!(source = %name, error = %e, "stopped mid-read"),
+                Err(e) => warn!(source = %name, error = %e, "reading files failed; retrying"),
             }
 
             // Sleep until a file event, the rescan, or a stop.
             let deadline = Instant::now() + RESCAN;
-            while !self.stop.load(Ordering::Relaxed) {
+            while !self.stopped() {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
                 }
-                match events_rx.recv_timeout(left.min(Duration::from_millis(250))) {
+                match events_rx.recv_timeout(left.min(STOP_CHECK)) {
                     Ok(_) => {
                         // Take the burst of events that came with it.
                         while events_rx.try_recv().is_ok() {}
@@ -167,180 +205,291 @@ impl FileSource {
                     }
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                        std::thread::sleep(left.min(Duration::from_millis(250)))
+                        std::thread::sleep(left.min(STOP_CHECK))
                     }
                 }
             }
         }
         info!(source = %name, "stopped");
+        Ok(())
     }
 
-    /// One pass: find the files at the watched paths, read what is new.
+    fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// One pass: find the files at the watched paths, read what is new in
+    /// every followed file. Returns how many files match the pattern.
     fn scan(
         &self,
         tails: &mut HashMap<String, Tail>,
-        store: &rusqlite::Connection,
-    ) -> anyhow::Result<()> {
+        checkpoints: &rusqlite::Connection,
+    ) -> anyhow::Result<usize> {
         let now = Instant::now();
+
+        // What sits at the watched paths now: files we follow (perhaps
+        // under a new name) and new ones, which start at their checkpoint.
         for tail in tails.values_mut() {
             tail.watched = false;
         }
+        let paths = self.matching_paths();
+        for path in &paths {
+            let Ok(meta) = std::fs::metadata(path) else {
+                continue;
+            };
+            if let Some(tail) = tails
+                .values_mut()
+                .find(|t| t.dev == meta.dev() && t.ino == meta.ino())
+            {
+                if tail.path != *path {
+                    info!(source = %self.settings.name, from = %tail.path.display(), to = %path.display(), "file renamed");
+                    tail.path = path.clone();
+                }
+                tail.watched = true;
+                tail.last_active = now;
+                continue;
+            }
+            match self.open_new(path, &meta, checkpoints) {
+                Ok(Some(tail)) => {
+                    if tails.contains_key(&tail.identity) {
+                        // The content of a file we follow, at another
+                        // inode: a copy. It is read only if ours shrinks.
+                        continue;
+                    }
+                    tails.insert(tail.identity.clone(), tail);
+                }
+                Ok(None) => {}
+                // Gone between the listing and the opening: a rotation.
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    warn!(source = %self.settings.name, path = %path.display(), error = %e, "cannot open a file; retrying")
+                }
+            }
+        }
 
-        let paths: Vec<PathBuf> = match glob::glob(&self.pattern) {
+        // Read every identity, the rotated ones first: the end of an old
+        // file goes to the writer before the start of the new one.
+        let mut order: Vec<(bool, String)> = tails
+            .iter()
+            .map(|(id, t)| (t.watched, id.clone()))
+            .collect();
+        order.sort();
+        let mut finished = Vec::new();
+        for (_, identity) in order {
+            let tail = tails.get_mut(&identity).expect("listed above");
+            if self.was_rewritten(tail)? {
+                // Truncated (copytruncate) or rewritten in place: this
+                // handle no longer holds our lines, a copy may.
+                if !self.follow_copy(tail)? {
+                    warn!(source = %self.settings.name, path = %tail.path.display(), offset = tail.offset, "file truncated and no copy of it found: lines written since the last read are lost");
+                    finished.push(identity);
+                    continue;
+                }
+                tail.watched = false;
+                tail.last_active = now;
+            }
+            let len = tail.file.metadata()?.len();
+            if len > tail.offset {
+                tail.last_active = now;
+                self.read_new(tail)?;
+            }
+            if !tail.watched && now.duration_since(tail.last_active) > DRAIN_AFTER_ROTATION {
+                finished.push(identity);
+            }
+        }
+        for identity in finished {
+            if let Some(t) = tails.remove(&identity) {
+                info!(source = %self.settings.name, path = %t.path.display(), offset = t.offset, "finished reading a rotated file");
+            }
+        }
+        Ok(paths.len())
+    }
+
+    /// The regular files the pattern names now.
+    fn matching_paths(&self) -> Vec<PathBuf> {
+        match glob::glob(&self.pattern) {
             Ok(paths) => paths
                 .filter_map(Result::ok)
                 .filter(|p| p.is_file())
                 .collect(),
-            Err(_) => vec![PathBuf::from(&self.pattern)],
+            Err(_) => vec![PathBuf::from(&self.pattern)]
+                .into_iter()
+                .filter(|p| p.is_file())
+                .collect(),
+        }
+    }
+
+    /// Opens a file not followed yet at its identity's checkpoint; `None`
+    /// while it has no complete first line.
+    fn open_new(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        checkpoints: &rusqlite::Connection,
+    ) -> anyhow::Result<Option<Tail>> {
+        let mut file = File::open(path)?;
+        let Some(line) = first_line(&mut file)? else {
+            return Ok(None);
         };
-        for path in paths {
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            // A file we follow, perhaps under a new name.
-            let known = tails
-                .iter()
-                .find(|(_, t)| t.dev == meta.dev() && t.ino == meta.ino())
-                .map(|(fp, _)| fp.clone());
-            if let Some(known) = known {
-                let mut probe = File::open(&path)?;
-                let same = first_line(&mut probe)?
-                    .is_some_and(|line| known.starts_with(&fingerprint(&line)));
-                if same {
-                    let tail = tails.get_mut(&known).expect("found above");
-                    tail.path = path.clone();
-                    tail.watched = true;
-                    tail.last_seen = now;
-                    continue;
-                }
-                // Rewritten in place: that identity is over. What it had
-                // not handed over yet is in a copy, if any, which the
-                // checkpoint finds again.
-                tails.remove(&known);
-            }
-            let mut file = File::open(&path)?;
-            let Some(line) = first_line(&mut file)? else {
-                continue;
-            };
-            let mut fp = fingerprint(&line);
-            if let Some(tail) = tails.get_mut(&fp) {
-                // The identity we follow, at another inode: a copy made by
-                // copytruncate, or the file moved and our handle is gone.
-                let truncated = tail
-                    .file
-                    .metadata()
-                    .map(|m| m.len() < tail.offset)
-                    .unwrap_or(true);
-                if truncated && meta.len() >= tail.offset {
-                    info!(source = %self.settings.name, path = %path.display(), "following the copy of a truncated file");
-                    tail.file = file;
-                    tail.dev = meta.dev();
-                    tail.ino = meta.ino();
-                }
-                tail.path = path.clone();
-                tail.watched = true;
-                tail.last_seen = now;
-                continue;
-            }
-            let committed: Option<i64> = store
+        let digest = fingerprint(&line);
+        let len = meta.len();
+        let committed = |identity: &str| -> anyhow::Result<Option<u64>> {
+            Ok(checkpoints
                 .query_row(
                     "SELECT offset FROM checkpoints WHERE fingerprint = ?1",
-                    [&fp],
-                    |r| r.get(0),
+                    [identity],
+                    |r| r.get::<_, i64>(0),
                 )
-                .optional()?;
-            let mut offset = committed.unwrap_or(0) as u64;
-            if offset > meta.len() {
-                // Shorter than what we stored with the same first line: it
-                // was truncated and rewritten while we were away. A new
-                // identity, read from its start.
-                warn!(source = %self.settings.name, path = %path.display(), "file shorter than its checkpoint: read as a new file");
-                fp = format!("{fp}-{}", meta.len());
-                offset = 0;
-                if tails.contains_key(&fp) {
-                    continue;
-                }
+                .optional()?
+                .map(|o| o as u64))
+        };
+
+        // The identity is the first line's digest, unless the file is
+        // shorter than what that identity already stored: then it was
+        // truncated and rewritten while we were away, and it is the digest
+        // and the inode (a generation more each time that happens again).
+        let mut identity = digest.clone();
+        let mut offset = committed(&identity)?.unwrap_or(0);
+        let mut generation = 1;
+        while offset > len {
+            if generation == 1 {
+                info!(source = %self.settings.name, path = %path.display(), "file shorter than its checkpoint: rewritten since, read as a new file");
             }
-            info!(source = %self.settings.name, path = %path.display(), offset, "following file");
-            tails.insert(
-                fp.clone(),
-                Tail {
-                    file,
-                    dev: meta.dev(),
-                    ino: meta.ino(),
-                    fingerprint: fp,
-                    path,
-                    offset,
-                    last_seen: now,
-                    watched: true,
-                },
-            );
+            identity = match generation {
+                1 => format!("{digest}@{}", meta.ino()),
+                g => format!("{digest}@{}.{g}", meta.ino()),
+            };
+            offset = committed(&identity)?.unwrap_or(0);
+            generation += 1;
+        }
+        // A more specific identity read before wins over the plain digest.
+        if generation == 1 {
+            let specific = format!("{digest}@{}", meta.ino());
+            if let Some(o) = committed(&specific)?.filter(|&o| o <= len) {
+                identity = specific;
+                offset = o;
+            }
         }
 
-        // Read every identity; forget those gone and quiet for a while.
-        let mut finished = Vec::new();
-        for (fp, tail) in tails.iter_mut() {
-            let len = tail.file.metadata().map(|m| m.len()).unwrap_or(0);
-            if len < tail.offset {
-                debug!(source = %self.settings.name, path = %tail.path.display(), "truncated: this identity is complete");
-                finished.push(fp.clone());
+        info!(source = %self.settings.name, path = %path.display(), offset, "following file");
+        Ok(Some(Tail {
+            file,
+            dev: meta.dev(),
+            ino: meta.ino(),
+            identity,
+            path: path.to_owned(),
+            offset,
+            last_active: Instant::now(),
+            watched: true,
+        }))
+    }
+
+    /// Whether the followed file was truncated or rewritten in place since
+    /// the last read: shorter than what we read, or another first line.
+    fn was_rewritten(&self, tail: &mut Tail) -> anyhow::Result<bool> {
+        let len = tail.file.metadata()?.len();
+        if len < tail.offset {
+            return Ok(true);
+        }
+        if tail.offset == 0 {
+            return Ok(false);
+        }
+        Ok(match first_line(&mut tail.file)? {
+            Some(line) => fingerprint(&line) != digest_of(&tail.identity),
+            None => true,
+        })
+    }
+
+    /// After a truncation, switches the tail to the copy that holds the
+    /// rest of its lines: a file of the same folder, written moments ago,
+    /// with the same first line and at least as long as what we read.
+    fn follow_copy(&self, tail: &mut Tail) -> anyhow::Result<bool> {
+        let Some(folder) = tail.path.parent() else {
+            return Ok(false);
+        };
+        let folder = if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        };
+        for entry in std::fs::read_dir(folder)?.filter_map(Result::ok) {
+            let Ok(meta) = entry.metadata() else { continue };
+            let recent = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age <= COPY_MAX_AGE);
+            if !meta.is_file()
+                || (meta.dev(), meta.ino()) == (tail.dev, tail.ino)
+                || meta.len() < tail.offset
+                || !recent
+            {
                 continue;
             }
-            if len > tail.offset {
-                tail.last_seen = now;
-                self.read_new(tail)?;
-            }
-            if !tail.watched && now.duration_since(tail.last_seen) > DRAIN_AFTER_ROTATION {
-                finished.push(fp.clone());
+            let Ok(mut file) = File::open(entry.path()) else {
+                continue;
+            };
+            let same = first_line(&mut file)?
+                .is_some_and(|line| fingerprint(&line) == digest_of(&tail.identity));
+            if same {
+                info!(source = %self.settings.name, path = %tail.path.display(), copy = %entry.path().display(), "file truncated: reading the rest from its copy");
+                tail.file = file;
+                tail.dev = meta.dev();
+                tail.ino = meta.ino();
+                tail.path = entry.path();
+                return Ok(true);
             }
         }
-        for fp in finished {
-            if let Some(t) = tails.remove(&fp) {
-                debug!(source = %self.settings.name, path = %t.path.display(), "no longer followed");
-            }
-        }
-        Ok(())
+        Ok(false)
     }
 
     /// Reads the complete lines after `tail.offset` and hands them over.
     fn read_new(&self, tail: &mut Tail) -> anyhow::Result<()> {
         loop {
+            // What is not read when we stop is read from the checkpoint at
+            // the next start.
+            if self.stopped() {
+                return Ok(());
+            }
+
+            // A chunk from where we stopped; a partial last line is left
+            // in the file for the next pass.
             tail.file.seek(SeekFrom::Start(tail.offset))?;
             let mut chunk = Vec::with_capacity(64 << 10);
-            (&mut tail.file)
-                .take(READ_CHUNK as u64)
-                .read_to_end(&mut chunk)?;
+            (&mut tail.file).take(READ_CHUNK).read_to_end(&mut chunk)?;
             let Some(last_newline) = chunk.iter().rposition(|&b| b == b'\n') else {
-                // Only a partial line: it waits for its newline.
                 return Ok(());
             };
-            let complete = &chunk[..=last_newline];
-            let mut start = tail.offset;
+
+            // Its complete lines, in batches, each with its start offset
+            // so the writer can skip what it already stored.
+            let mut at = tail.offset;
+            let mut batch_start = at;
             let mut lines: Vec<Vec<u8>> = Vec::with_capacity(BATCH_LINES);
-            let mut batch_start = start;
-            for line in complete.split_inclusive(|&b| b == b'\n') {
+            for line in chunk[..=last_newline].split_inclusive(|&b| b == b'\n') {
                 lines.push(line.to_vec());
-                start += line.len() as u64;
+                at += line.len() as u64;
                 if lines.len() >= BATCH_LINES {
                     self.send(tail, batch_start, std::mem::take(&mut lines))?;
-                    batch_start = start;
+                    batch_start = at;
                 }
             }
             if !lines.is_empty() {
                 self.send(tail, batch_start, lines)?;
             }
-            tail.offset = start;
-            if chunk.len() < READ_CHUNK {
+            tail.offset = at;
+            if (chunk.len() as u64) < READ_CHUNK {
                 return Ok(());
             }
         }
     }
 
     fn send(&self, tail: &Tail, start_offset: u64, lines: Vec<Vec<u8>>) -> anyhow::Result<()> {
+        debug!(source = %self.settings.name, path = %tail.path.display(), start_offset, lines = lines.len(), "batch read");
         self.tx
             .blocking_send(Batch::FileLines {
                 settings: self.settings.clone(),
-                fingerprint: tail.fingerprint.clone(),
+                identity: tail.identity.clone(),
                 path: tail.path.display().to_string(),
                 start_offset,
                 lines,
@@ -348,6 +497,11 @@ impl FileSource {
             })
             .map_err(|_| anyhow::anyhow!("the store writer has stopped"))
     }
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// The folders a pattern's files live in (the part before any wildcard).
@@ -384,5 +538,12 @@ mod tests {
             vec![PathBuf::from("/var/log/openvpn")]
         );
         assert_eq!(folders_of("server.log"), vec![PathBuf::from(".")]);
+    }
+
+    #[test]
+    fn identities_keep_their_first_line_digest() {
+        assert_eq!(digest_of("abc"), "abc");
+        assert_eq!(digest_of("abc@42"), "abc");
+        assert_eq!(digest_of("abc@42.3"), "abc");
     }
 }

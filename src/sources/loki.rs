@@ -2,27 +2,34 @@
 //!
 //! The source asks `query_range` for the lines after its cursor, oldest
 //! first, and hands them to the writer with the cursor after them; the
-//! writer commits both together. Lines Loki stores with the very same
-//! nanosecond as the cursor after a pull are not asked for again: Loki
-//! orders each stream by time, so they came in that pull. When Loki is
-//! down the source waits, doubling the wait up to a minute, and says so.
+//! writer commits both together, so a restart asks for the lines after
+//! the last committed one and stores nothing twice. When a page is full,
+//! the lines of its last nanosecond are left for the next page (more of
+//! them may be beyond the limit), so the cursor never cuts a nanosecond in
+//! two; only a single nanosecond holding more lines than a page cannot be
+//! read whole. When Loki is down or answers an error the source waits,
+//! doubling the wait up to a minute, and says so.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::{Batch, BatchSender, Message};
+use super::{Batch, BatchSender, Message, StopSignal};
 use crate::ingest::SourceSettings;
 
 /// Lines asked for in one request.
 const LIMIT: usize = 1_000;
 /// How far back a source without a cursor starts.
 const FIRST_LOOK_BACK: Duration = Duration::from_secs(3600);
+/// The first wait after a failed request; it doubles at each failure...
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// ...up to this, so a Loki back after a long outage is seen within it.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long one request may take before it counts as a failure.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize)]
 struct Response {
@@ -48,11 +55,13 @@ pub struct LokiSource {
     pub settings: Arc<SourceSettings>,
     pub url: String,
     pub query: String,
+    /// The wait between two pulls that found the end of what Loki holds.
     pub interval: Duration,
-    /// The cursor committed by the writer, in ns, if any.
+    /// The cursor the writer committed with the lines before it (ns since
+    /// the epoch), if any: where this run starts.
     pub cursor: Option<i64>,
     pub tx: BatchSender,
-    pub stop: watch::Receiver<bool>,
+    pub stop: StopSignal,
 }
 
 /// The checkpoint key of a Loki source.
@@ -61,35 +70,29 @@ pub fn checkpoint_key(name: &str) -> String {
 }
 
 impl LokiSource {
-    pub async fn run(mut self) {
-        let client = match reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                warn!(source = %self.settings.name, error = %e, "cannot build the HTTP client");
-                return;
-            }
-        };
+    /// Pulls until stopped. An error means the source could not start.
+    pub async fn run(mut self) -> anyhow::Result<()> {
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()?;
         let endpoint = format!("{}/loki/api/v1/query_range", self.url.trim_end_matches('/'));
         let mut cursor = self.cursor.unwrap_or_else(|| {
             let start =
                 Utc::now() - chrono::Duration::from_std(FIRST_LOOK_BACK).unwrap_or_default();
             start.timestamp_nanos_opt().unwrap_or(0)
         });
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = FIRST_BACKOFF;
         let mut healthy = true;
-        info!(source = %self.settings.name, url = %self.url, "pulling from Loki");
+        info!(source = %self.settings.name, url = %self.url, cursor, "pulling from Loki");
         loop {
             let wait = match self.pull(&client, &endpoint, cursor).await {
-                Ok((lines, next)) => {
+                Ok((lines, next, full)) => {
                     if !healthy {
                         info!(source = %self.settings.name, "Loki answers again");
                         healthy = true;
                     }
-                    backoff = Duration::from_secs(1);
-                    let full = lines.len() >= LIMIT;
+                    backoff = FIRST_BACKOFF;
+                    debug!(source = %self.settings.name, lines = lines.len(), cursor = next, "pulled");
                     if !lines.is_empty() {
                         cursor = next;
                         let batch = Batch::Pulled {
@@ -99,7 +102,7 @@ impl LokiSource {
                             cursor,
                         };
                         if self.tx.send(batch).await.is_err() {
-                            return;
+                            return Ok(());
                         }
                     }
                     // A full page: there is more right now.
@@ -110,7 +113,7 @@ impl LokiSource {
                     }
                 }
                 Err(e) => {
-                    warn!(source = %self.settings.name, error = %e, retry_in = ?backoff, "Loki unreachable");
+                    warn!(source = %self.settings.name, error = %format!("{e:#}"), retry_in = ?backoff, "Loki request failed; retrying");
                     healthy = false;
                     let wait = backoff;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -119,19 +122,19 @@ impl LokiSource {
             };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.stop.changed() => return,
+                _ = self.stop.changed() => return Ok(()),
             }
         }
     }
 
-    /// One request: the lines after `cursor`, oldest first, and the new
-    /// cursor.
+    /// One request: the lines after `cursor`, oldest first, the new
+    /// cursor, and whether the page was full (more is waiting).
     async fn pull(
         &mut self,
         client: &reqwest::Client,
         endpoint: &str,
         cursor: i64,
-    ) -> anyhow::Result<(Vec<Message>, i64)> {
+    ) -> anyhow::Result<(Vec<(i64, Message)>, i64, bool)> {
         let now = Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
         let response = client
             .get(endpoint)
@@ -162,17 +165,30 @@ impl LokiSource {
                 lines.push((ts, line));
             }
         }
+        // Oldest first, across streams; a full page gives back the lines
+        // of its last nanosecond, unless they are all it holds.
         lines.sort_by_key(|(ts, _)| *ts);
         lines.truncate(LIMIT);
+        let full = lines.len() >= LIMIT;
+        if full {
+            let last = lines.last().map(|(ts, _)| *ts);
+            let before_last = lines.iter().rposition(|(ts, _)| Some(*ts) != last);
+            if let Some(i) = before_last {
+                lines.truncate(i + 1);
+            }
+        }
         let next = lines.last().map_or(cursor, |(ts, _)| *ts);
         let messages = lines
             .into_iter()
-            .map(|(ts, line)| Message {
-                bytes: line.into_bytes(),
-                received: DateTime::from_timestamp_nanos(ts),
-                truncated: false,
+            .map(|(ts, line)| {
+                let message = Message {
+                    bytes: line.into_bytes(),
+                    received: DateTime::from_timestamp_nanos(ts),
+                    truncated: false,
+                };
+                (ts, message)
             })
             .collect();
-        Ok((messages, next))
+        Ok((messages, next, full))
     }
 }

@@ -6,6 +6,12 @@
 //! - [`syslog`]: UDP and TCP listeners;
 //! - [`loki`]: pulls from Grafana Loki with a cursor;
 //! - [`status`]: polls an OpenVPN status file or `wg show all dump`.
+//!
+//! What each source may lose differs, and each module says so: a file and
+//! a Loki query can be read again from their committed checkpoint, so a
+//! batch still in the channel at a crash is read again; a syslog message
+//! exists only once it has been received, so the writer commits every one
+//! it was handed before the daemon stops.
 
 pub mod file;
 pub mod loki;
@@ -23,7 +29,8 @@ pub enum Batch {
     /// Complete lines of a file identity, from `start_offset` on.
     FileLines {
         settings: Arc<SourceSettings>,
-        fingerprint: String,
+        /// The file identity the lines and the checkpoint are filed under.
+        identity: String,
         path: String,
         /// The byte offset of the first line: the writer skips what it
         /// already stored and never stores a line twice.
@@ -41,11 +48,14 @@ pub enum Batch {
         path: String,
         messages: Vec<Message>,
     },
-    /// Lines pulled from Loki, and the cursor after them.
+    /// Lines pulled from Loki, oldest first, and the cursor after them.
     Pulled {
         settings: Arc<SourceSettings>,
         key: String,
-        messages: Vec<Message>,
+        /// Each line with Loki's timestamp for it (ns since the epoch):
+        /// the writer skips lines at or before its committed cursor, so a
+        /// page pulled twice (after a reload) is stored once.
+        messages: Vec<(i64, Message)>,
         /// Nanoseconds since the epoch of the last line: the checkpoint.
         cursor: i64,
     },
@@ -56,6 +66,15 @@ pub enum Batch {
         content: Vec<u8>,
         received: DateTime<Utc>,
     },
+}
+
+impl Batch {
+    /// Whether the batch can be read again from a committed checkpoint if
+    /// it is never stored (file lines, Loki pages, status polls), unlike
+    /// syslog messages, which exist nowhere else.
+    pub fn can_be_read_again(&self) -> bool {
+        !matches!(self, Batch::Messages { .. })
+    }
 }
 
 /// One message of a stream.
@@ -69,3 +88,8 @@ pub struct Message {
 
 /// The writer's end of the channel.
 pub type BatchSender = tokio::sync::mpsc::Sender<Batch>;
+
+/// Tells a source to stop: set to `true` once, when the daemon stops or
+/// a reload removes or changes the source. Async sources await a change;
+/// the file tailer, a thread, looks at it between passes.
+pub type StopSignal = tokio::sync::watch::Receiver<bool>;

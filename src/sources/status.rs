@@ -10,34 +10,43 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
-use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{Batch, BatchSender};
+use super::{Batch, BatchSender, StopSignal};
 use crate::ingest::SourceSettings;
+
+/// The least time a polled command is given before it is killed.
+const MIN_COMMAND_TIME: Duration = Duration::from_secs(10);
 
 /// One `kind = "status"` source.
 pub struct StatusSource {
     pub settings: Arc<SourceSettings>,
     pub path: Option<PathBuf>,
     pub command: Option<Vec<String>>,
+    /// The time between two polls: a session that ends shows as ended at
+    /// most this late (a status file only lists who is connected).
     pub interval: Duration,
     pub tx: BatchSender,
-    pub stop: watch::Receiver<bool>,
+    pub stop: StopSignal,
 }
 
 impl StatusSource {
-    pub async fn run(mut self) {
+    /// Polls until stopped. A failed poll is reported once and retried
+    /// at each interval.
+    pub async fn run(mut self) -> anyhow::Result<()> {
         let label = match (&self.path, &self.command) {
             (Some(p), _) => p.display().to_string(),
             (None, Some(c)) => c.join(" "),
-            (None, None) => return,
+            (None, None) => anyhow::bail!("a status source needs path or command"),
         };
         info!(source = %self.settings.name, status = %label, interval = ?self.interval, "polling");
         let mut failing = false;
         loop {
             match self.poll().await {
                 Ok(content) => {
+                    if failing {
+                        info!(source = %self.settings.name, "status poll works again");
+                    }
                     failing = false;
                     let batch = Batch::Snapshot {
                         settings: self.settings.clone(),
@@ -46,7 +55,7 @@ impl StatusSource {
                         received: Utc::now(),
                     };
                     if self.tx.send(batch).await.is_err() {
-                        return;
+                        return Ok(());
                     }
                 }
                 Err(e) => {
@@ -58,7 +67,7 @@ impl StatusSource {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
-                _ = self.stop.changed() => return,
+                _ = self.stop.changed() => return Ok(()),
             }
         }
     }
@@ -72,10 +81,17 @@ impl StatusSource {
             .split_first()
             .ok_or_else(|| anyhow::anyhow!("empty command"))?;
         let started = Utc::now();
-        let output = tokio::process::Command::new(program)
+        // A command that hangs is killed at the next poll's time, so one
+        // stuck `wg` does not stop the polling.
+        let run = tokio::process::Command::new(program)
             .args(args)
-            .output()
-            .await?;
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(self.interval.max(MIN_COMMAND_TIME), run)
+            .await
+            .map_err(|_| anyhow::anyhow!("{} did not finish in time", command.join(" ")))?
+            .map_err(|e| anyhow::anyhow!("cannot run {program}: {e}"))?;
         if !output.status.success() {
             anyhow::bail!(
                 "{} exited with {}: {}",

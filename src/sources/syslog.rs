@@ -19,27 +19,37 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use super::{Batch, BatchSender, Message};
+use super::{Batch, BatchSender, Message, StopSignal};
 use crate::ingest::SourceSettings;
 
 /// The default largest message kept whole.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 10;
 /// Messages gathered before a batch goes to the writer...
 const BATCH_MESSAGES: usize = 2_000;
-/// ...or after this long, whichever comes first.
+/// ...or after this long, whichever comes first: the most a message waits
+/// before it is on its way to the store.
 const BATCH_WAIT: Duration = Duration::from_millis(200);
+/// Received messages waiting to be batched. When it is full the listeners
+/// stop reading: TCP senders are slowed down, UDP datagrams wait in the
+/// kernel's buffer.
+const QUEUE_MESSAGES: usize = 10_000;
+/// The kernel receive buffer asked for the UDP socket, to ride out bursts
+/// while the writer is busy (the kernel caps it at `net.core.rmem_max`).
+const UDP_RECEIVE_BUFFER: libc::c_int = 8 << 20;
 
 /// One `kind = "syslog"` source.
 pub struct SyslogSource {
     pub settings: Arc<SourceSettings>,
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
+    /// The largest message kept whole; longer ones are cut to it and
+    /// flagged, so one sender cannot make us hold unbounded memory.
     pub max_message: usize,
     pub tx: BatchSender,
-    pub stop: watch::Receiver<bool>,
+    pub stop: StopSignal,
 }
 
 impl SyslogSource {
@@ -51,14 +61,15 @@ impl SyslogSource {
             "syslog:{name}:{}",
             Utc::now().timestamp_nanos_opt().unwrap_or(0)
         );
-        let (msg_tx, msg_rx) = mpsc::channel::<Message>(10_000);
+        let (msg_tx, msg_rx) = mpsc::channel::<Message>(QUEUE_MESSAGES);
 
         let mut tasks = Vec::new();
         if let Some(addr) = self.udp {
             let socket = UdpSocket::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("udp {addr}: {e}"))?;
-            info!(source = %name, address = %socket.local_addr()?, "listening for syslog over UDP");
+            let buffer = enlarge_receive_buffer(&socket);
+            info!(source = %name, address = %socket.local_addr()?, receive_buffer = buffer, "listening for syslog over UDP");
             tasks.push(tokio::spawn(udp(
                 socket,
                 self.max_message,
@@ -91,6 +102,38 @@ impl SyslogSource {
         }
         Ok(())
     }
+}
+
+/// Asks the kernel for a larger UDP receive buffer; returns the size it
+/// granted (it may cap it), or 0 when it cannot be read.
+fn enlarge_receive_buffer(socket: &UdpSocket) -> i64 {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_raw_fd();
+    let size = UDP_RECEIVE_BUFFER;
+    let mut granted: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `fd` is an open socket owned by `socket` for the whole call,
+    // and both option values point to live `c_int`s of the given length.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        if libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&mut granted as *mut libc::c_int).cast(),
+            &mut len,
+        ) != 0
+        {
+            return 0;
+        }
+    }
+    i64::from(granted)
 }
 
 /// Gathers messages into batches for the writer.
@@ -146,7 +189,7 @@ async fn flush(
         messages: std::mem::take(pending),
     };
     if tx.send(batch).await.is_err() {
-        warn!(source = %settings.name, "the store writer has stopped: messages not stored");
+        tracing::error!(source = %settings.name, "the store writer has stopped: received messages not stored");
     }
 }
 
@@ -172,12 +215,7 @@ fn message(bytes: &[u8], max: usize) -> Message {
     }
 }
 
-async fn udp(
-    socket: UdpSocket,
-    max: usize,
-    tx: mpsc::Sender<Message>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn udp(socket: UdpSocket, max: usize, tx: mpsc::Sender<Message>, mut stop: StopSignal) {
     // A datagram can be up to 64 KiB; read it whole, keep up to `max`.
     let mut buffer = vec![0u8; 65_536];
     loop {
@@ -195,12 +233,7 @@ async fn udp(
     }
 }
 
-async fn tcp(
-    listener: TcpListener,
-    max: usize,
-    tx: mpsc::Sender<Message>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn tcp(listener: TcpListener, max: usize, tx: mpsc::Sender<Message>, mut stop: StopSignal) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -221,7 +254,7 @@ async fn tcp_client(
     stream: TcpStream,
     max: usize,
     tx: mpsc::Sender<Message>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: StopSignal,
 ) {
     let mut reader = BufReader::with_capacity(256 << 10, stream);
     loop {
@@ -257,46 +290,51 @@ async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(
             Some(&b) => b,
         }
     };
+    // Octet counting: digits, a space, then exactly that many bytes. A
+    // newline-framed message may start with a digit too (no priority, a
+    // date first): when the digits are not followed by a space they are
+    // the start of that message, not a count.
+    let mut bytes = Vec::new();
     if first.is_ascii_digit() {
-        // Octet counting: digits, a space, then exactly that many bytes.
-        let mut len_text = Vec::new();
         loop {
             let mut byte = [0u8];
-            reader.read_exact(&mut byte).await?;
+            if reader.read_exact(&mut byte).await.is_err() {
+                // The stream ended inside the digits: that is the message.
+                return Ok(Some(message(&bytes, max)));
+            }
+            bytes.push(byte[0]);
             match byte[0] {
-                b' ' => break,
-                d if d.is_ascii_digit() && len_text.len() < 10 => len_text.push(d),
-                _ => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        "bad octet count",
-                    ))
+                b' ' if bytes.len() > 1 => break,
+                d if d.is_ascii_digit() && bytes.len() <= 10 => continue,
+                b'\n' => return Ok(Some(message(&bytes, max))),
+                _ => break,
+            }
+        }
+        if bytes.last() == Some(&b' ') {
+            let len: usize = std::str::from_utf8(&bytes[..bytes.len() - 1])
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            let kept = len.min(max);
+            let mut body = vec![0u8; kept];
+            reader.read_exact(&mut body).await?;
+            // Discard what is past the limit, keeping the framing.
+            let mut rest = (len - kept) as u64;
+            while rest > 0 {
+                let n =
+                    tokio::io::copy(&mut (&mut *reader).take(rest), &mut tokio::io::sink()).await?;
+                if n == 0 {
+                    break;
                 }
+                rest -= n;
             }
+            let mut m = message(&body, max);
+            m.truncated |= len > max;
+            return Ok(Some(m));
         }
-        let len: usize = std::str::from_utf8(&len_text)
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
-        let kept = len.min(max);
-        let mut bytes = vec![0u8; kept];
-        reader.read_exact(&mut bytes).await?;
-        // Discard what is past the limit, keeping the framing.
-        let mut rest = (len - kept) as u64;
-        while rest > 0 {
-            let n = tokio::io::copy(&mut (&mut *reader).take(rest), &mut tokio::io::sink()).await?;
-            if n == 0 {
-                break;
-            }
-            rest -= n;
-        }
-        let mut m = message(&bytes, max);
-        m.truncated |= len > max;
-        return Ok(Some(m));
     }
 
     // Newline framing, with the size limit applied while reading.
-    let mut bytes = Vec::new();
     let mut truncated = false;
     loop {
         let buf = reader.fill_buf().await?;
