@@ -632,7 +632,15 @@ impl Stream {
             Ok(r) => r,
             Err(e) => return self.keep_unparsed(raw, offset, format!("time: {e}"), received),
         };
-        let Some(event) = parsed.event else { return };
+        let Some(event) = parsed.event else {
+            // A message cut at the size limit may have lost what a parser
+            // needed: it is kept, flagged, rather than passed over.
+            if self.truncated {
+                let reason = "cut at the size limit; no event read".to_owned();
+                return self.keep_unparsed(raw, offset, reason, received);
+            }
+            return;
+        };
         let envelope = &parsed.envelope;
         let gateway = self
             .settings

@@ -4,6 +4,12 @@
 //! Each poll is one snapshot. WireGuard's dump carries no time, so the
 //! poller writes `# poll <time>` before it, as the corpus files do; a
 //! snapshot the store already holds (the same content) adds nothing.
+//!
+//! OpenVPN rewrites its status file in place, so a poll can read the
+//! first part of a new snapshot only. Read as a whole, that part would
+//! say the clients past the cut have left; so an OpenVPN status file is
+//! read only when it ends with its `END` line, and read again a moment
+//! later when it does not.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,11 +18,18 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use tracing::{info, warn};
 
+use vpnledger_parsers::openvpn::status::is_status_file;
+
 use super::{Batch, BatchSender, StopSignal};
 use crate::ingest::SourceSettings;
 
 /// The least time a polled command is given before it is killed.
 const MIN_COMMAND_TIME: Duration = Duration::from_secs(10);
+/// How often, and how far apart, a status file caught half-written is
+/// read again before the poll is skipped: OpenVPN writes it in
+/// milliseconds.
+const INCOMPLETE_READS: usize = 3;
+const INCOMPLETE_WAIT: Duration = Duration::from_millis(100);
 
 /// One `kind = "status"` source.
 pub struct StatusSource {
@@ -41,9 +54,17 @@ impl StatusSource {
         };
         info!(source = %self.settings.name, status = %label, interval = ?self.interval, "polling");
         let mut failing = false;
+        let mut incomplete = false;
         loop {
             match self.poll().await {
-                Ok(content) => {
+                Ok(None) => {
+                    if !incomplete {
+                        warn!(source = %self.settings.name, status = %label, "status file incomplete at each read; poll skipped");
+                    }
+                    incomplete = true;
+                }
+                Ok(Some(content)) => {
+                    incomplete = false;
                     if failing {
                         info!(source = %self.settings.name, "status poll works again");
                     }
@@ -72,9 +93,20 @@ impl StatusSource {
         }
     }
 
-    async fn poll(&mut self) -> anyhow::Result<Vec<u8>> {
+    /// One snapshot, or `None` when the status file was half-written at
+    /// each read.
+    async fn poll(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
         if let Some(path) = &self.path {
-            return Ok(tokio::fs::read(path).await?);
+            for attempt in 0..INCOMPLETE_READS {
+                if attempt > 0 {
+                    tokio::time::sleep(INCOMPLETE_WAIT).await;
+                }
+                let content = tokio::fs::read(path).await?;
+                if is_complete(&content) {
+                    return Ok(Some(content));
+                }
+            }
+            return Ok(None);
         }
         let command = self.command.as_ref().expect("path or command");
         let (program, args) = command
@@ -106,6 +138,36 @@ impl StatusSource {
         )
         .into_bytes();
         content.extend_from_slice(&output.stdout);
-        Ok(content)
+        Ok(Some(content))
+    }
+}
+
+/// Whether a status file is whole: an OpenVPN status file (any version)
+/// ends with a line `END`; other files cannot tell and count as whole.
+fn is_complete(content: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(content);
+    let first = text.lines().next().unwrap_or_default();
+    if !is_status_file(first) {
+        return true;
+    }
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::trim)
+        == Some("END")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_openvpn_status_file_is_whole_only_with_its_end_line() {
+        let whole = "TITLE,OpenVPN 2.6.9\nTIME,2024-06-18 10:30:00,1718699400\nEND\n";
+        assert!(is_complete(whole.as_bytes()));
+        assert!(is_complete(b"OpenVPN CLIENT LIST\nUpdated,x\nEND\r\n"));
+        assert!(!is_complete(&whole.as_bytes()[..whole.len() - 4]));
+        assert!(!is_complete(b"TITLE\tOpenVPN 2.6.9\nHEADER\tCLIENT_LIST"));
+        assert!(is_complete(b"wg0\tkey\t(none)\n"));
     }
 }
