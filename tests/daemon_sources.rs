@@ -881,15 +881,16 @@ fn a_polled_wireguard_dump_command_opens_and_updates_a_session() {
 
 #[test]
 fn failing_sources_are_retried_and_do_not_stop_the_others() {
-    // The syslog port is taken; Loki does not answer; the file works.
-    let taken = TcpListener::bind("127.0.0.1:0").expect("take a port");
-    let port = taken.local_addr().expect("address").port();
+    // The syslog TCP port is taken (its UDP port is free); Loki does not
+    // answer; the file works.
+    let port = daemon::free_port();
+    let taken = TcpListener::bind(("127.0.0.1", port)).expect("take the port");
     let dead = daemon::free_port();
     let probe = ledger("");
     let logs = probe.dir.path().join("fw.log");
     fs::write(&logs, "").expect("create the log");
     let ledger = ledger(&format!(
-        "[[source]]\nname = \"gateways\"\nkind = \"syslog\"\ntcp = \"127.0.0.1:{port}\"\n\n\
+        "[[source]]\nname = \"gateways\"\nkind = \"syslog\"\nudp = \"127.0.0.1:{port}\"\ntcp = \"127.0.0.1:{port}\"\n\n\
          [[source]]\nname = \"central\"\nkind = \"loki\"\nurl = \"http://127.0.0.1:{dead}\"\nquery = '{{job=\"vpn\"}}'\ninterval = \"1s\"\n\n\
          [[source]]\nname = \"fw-file\"\nkind = \"file\"\npath = \"{}\"\n",
         logs.display()
@@ -920,10 +921,28 @@ fn failing_sources_are_retried_and_do_not_stop_the_others() {
     );
     assert!(syslog_failure.contains("in use"), "{syslog_failure}");
 
-    // The port freed, the listener starts at its next retry.
+    // The port freed, both listeners start at the next retry: the UDP
+    // socket bound by a failed try was not left open.
     drop(taken);
     daemon.wait_for_log("listening for syslog over TCP", WAIT);
+    assert_eq!(
+        daemon.log_count("listening for syslog over UDP"),
+        1,
+        "{}",
+        daemon.log()
+    );
     let p = port.to_string();
+    logger(&[
+        "-n",
+        "127.0.0.1",
+        "-P",
+        p.as_str(),
+        "-d",
+        "--rfc3164",
+        "-t",
+        "kernel",
+        &netfilter_message(101),
+    ]);
     logger(&[
         "-n",
         "127.0.0.1",
@@ -940,6 +959,6 @@ fn failing_sources_are_retried_and_do_not_stop_the_others() {
         file.write_all(daemon::netfilter_line(n).as_bytes())
             .expect("write");
     }
-    wait_for_records(&ledger.db, 26, WAIT);
+    wait_for_records(&ledger.db, 27, WAIT);
     daemon.stop();
 }

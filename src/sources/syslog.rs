@@ -63,11 +63,28 @@ impl SyslogSource {
         );
         let (msg_tx, msg_rx) = mpsc::channel::<Message>(QUEUE_MESSAGES);
 
+        // Both sockets are bound before either listens: when one cannot
+        // be bound, the other is closed with it, so the retry finds its
+        // port free again.
+        let udp_socket = match self.udp {
+            Some(addr) => Some(
+                UdpSocket::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("udp {addr}: {e}"))?,
+            ),
+            None => None,
+        };
+        let tcp_listener = match self.tcp {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("tcp {addr}: {e}"))?,
+            ),
+            None => None,
+        };
+
         let mut tasks = Vec::new();
-        if let Some(addr) = self.udp {
-            let socket = UdpSocket::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("udp {addr}: {e}"))?;
+        if let Some(socket) = udp_socket {
             let buffer = enlarge_receive_buffer(&socket);
             info!(source = %name, address = %socket.local_addr()?, receive_buffer = buffer, "listening for syslog over UDP");
             tasks.push(tokio::spawn(udp(
@@ -77,10 +94,7 @@ impl SyslogSource {
                 self.stop.clone(),
             )));
         }
-        if let Some(addr) = self.tcp {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("tcp {addr}: {e}"))?;
+        if let Some(listener) = tcp_listener {
             info!(source = %name, address = %listener.local_addr()?, "listening for syslog over TCP");
             tasks.push(tokio::spawn(tcp(
                 listener,
