@@ -11,7 +11,7 @@
 //! and passed over: no vendor parser reads them, and [`Envelope`] has no
 //! place for them.
 
-use chrono::{FixedOffset, NaiveDate, NaiveTime, TimeZone};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone};
 use nom::{
     branch::alt,
     bytes::complete::{take_while1, take_while_m_n},
@@ -49,6 +49,16 @@ pub fn rfc5424(line: &str) -> Result<Envelope<'_>, ParseError> {
 }
 
 fn rfc5424_inner(line: &str) -> Result<Envelope<'_>, nom::Err<Expected<'_>>> {
+    // Most lines take the common shape, read byte by byte; anything else,
+    // and every error, goes through the grammar.
+    match common_rfc5424(line) {
+        Some(envelope) => Ok(envelope),
+        None => grammar_rfc5424(line),
+    }
+}
+
+/// The RFC 5424 grammar, section 6 in full.
+fn grammar_rfc5424(line: &str) -> Result<Envelope<'_>, nom::Err<Expected<'_>>> {
     // A `<` can only open a priority: when it is there it must be valid.
     let (rest, priority) = if line.starts_with('<') {
         map(priority, Some).parse(line)?
@@ -81,6 +91,149 @@ fn rfc5424_inner(line: &str) -> Result<Envelope<'_>, nom::Err<Expected<'_>>> {
         app,
         pid,
         message,
+    })
+}
+
+/// The shape senders write, read without the grammar's combinators:
+///
+/// ```text
+/// [<PRI>]V YYYY-MM-DDThh:mm:ss[.frac](Z|+hh:mm) HOST APP PROCID MSGID - [MSG]
+/// ```
+///
+/// Returns `None` for anything else (a version above 9, a missing
+/// timestamp, structured data, an error): [`grammar_rfc5424`] then reads the
+/// line with the full grammar, which gives the same envelope for every
+/// line this function accepts.
+fn common_rfc5424(line: &str) -> Option<Envelope<'_>> {
+    let bytes = line.as_bytes();
+    let mut at = 0;
+
+    // `<PRI>`: one to three digits, at most 191.
+    let mut priority = None;
+    if bytes.first() == Some(&b'<') {
+        let end = bytes.iter().take(5).position(|&b| b == b'>')?;
+        let value = ascii_number(bytes.get(1..end)?)?;
+        if !(1..=3).contains(&(end - 1)) || value > 191 {
+            return None;
+        }
+        priority = Some(value as u8);
+        at = end + 1;
+    }
+
+    // `VERSION SP`: one nonzero digit.
+    if !matches!(bytes.get(at..at + 2)?, [b'1'..=b'9', b' ']) {
+        return None;
+    }
+    at += 2;
+
+    // `YYYY-MM-DDThh:mm:ss`, a fraction, an offset.
+    let stamp = bytes.get(at..at + 19)?;
+    if stamp[4] != b'-'
+        || stamp[7] != b'-'
+        || stamp[10] != b'T'
+        || stamp[13] != b':'
+        || stamp[16] != b':'
+    {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(
+        ascii_number(&stamp[0..4])? as i32,
+        ascii_number(&stamp[5..7])?,
+        ascii_number(&stamp[8..10])?,
+    )?;
+    at += 19;
+    let mut nanos = 0;
+    if bytes.get(at) == Some(&b'.') {
+        let digits = bytes[at + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if !(1..=9).contains(&digits) {
+            return None;
+        }
+        nanos = ascii_number(&bytes[at + 1..at + 1 + digits])? * 10u32.pow(9 - digits as u32);
+        at += 1 + digits;
+    }
+    let time = NaiveTime::from_hms_nano_opt(
+        ascii_number(&stamp[11..13])?,
+        ascii_number(&stamp[14..16])?,
+        ascii_number(&stamp[17..19])?,
+        nanos,
+    )?;
+    let offset = match *bytes.get(at)? {
+        b'Z' => {
+            at += 1;
+            FixedOffset::east_opt(0)?
+        }
+        sign @ (b'+' | b'-') => {
+            let zone = bytes.get(at + 1..at + 6)?;
+            if zone[2] != b':' {
+                return None;
+            }
+            let (hours, minutes) = (ascii_number(&zone[..2])?, ascii_number(&zone[3..])?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let seconds = (hours * 3600 + minutes * 60) as i32;
+            at += 6;
+            FixedOffset::east_opt(if sign == b'-' { -seconds } else { seconds })?
+        }
+        _ => return None,
+    };
+    // The same instant `offset.from_local_datetime` gives, without its
+    // detour through a `LocalResult`.
+    let utc = date.and_time(time).checked_sub_offset(offset)?;
+    let at_time = DateTime::from_naive_utc_and_offset(utc, offset);
+    if bytes.get(at) != Some(&b' ') {
+        return None;
+    }
+    at += 1;
+
+    // HOSTNAME, APP-NAME, PROCID and MSGID, each followed by a space.
+    let mut fields = [None; 4];
+    for (field, max) in fields.iter_mut().zip([255, 48, 128, 32]) {
+        let len = bytes[at..]
+            .iter()
+            .take_while(|b| (b'!'..=b'~').contains(b))
+            .count();
+        if len == 0 || len > max || bytes.get(at + len) != Some(&b' ') {
+            return None;
+        }
+        let text = &line[at..at + len];
+        *field = (text != "-").then_some(text);
+        at += len + 1;
+    }
+    let [host, app, procid, _] = fields;
+
+    // No structured data, then the message.
+    if bytes.get(at) != Some(&b'-') {
+        return None;
+    }
+    at += 1;
+    let message = match bytes.get(at) {
+        None => "",
+        Some(b' ') => {
+            let message = &line[at + 1..];
+            message.strip_prefix('\u{FEFF}').unwrap_or(message)
+        }
+        Some(_) => return None,
+    };
+
+    Some(Envelope {
+        format: Format::Rfc5424,
+        priority,
+        time: LineTime::Absolute { at: at_time },
+        host,
+        app,
+        pid: procid.and_then(|p| p.parse::<u32>().ok()),
+        message,
+    })
+}
+
+/// ASCII digits as a number; `None` if any byte is not a digit.
+fn ascii_number(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
     })
 }
 
@@ -759,6 +912,22 @@ mod tests {
                 "<165>1 2003-10-11T22:14:15.003Z host1.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"App\\]\"][p class=\"high\"] \u{FEFF}entry",
             ] {
                 let _ = rfc5424(&damaged(line, at, &junk));
+            }
+        }
+
+        /// The byte-by-byte reading of common lines is a shortcut, never
+        /// another reading: whatever it accepts, the grammar reads alike.
+        #[test]
+        fn common_shape_reads_as_the_grammar_does(at in 0usize..120, junk in r#"[ \[\]="\\a-z0-9.:+TZ-]{0,4}"#) {
+            for line in [
+                "<29>1 2024-07-09T16:20:10.882011+02:00 fw-chambery.example.net openvpn 44120 - - 198.51.100.23:50123 peer info",
+                "<13>1 2003-10-11T22:14:15Z host app - - -",
+                "1 2024-03-31T02:30:00.5-07:00 - - - ID47 - \u{FEFF}entry",
+            ] {
+                let line = damaged(line, at, &junk);
+                if let Some(fast) = common_rfc5424(&line) {
+                    prop_assert_eq!(Ok(fast), grammar_rfc5424(&line), "{:?}", line);
+                }
             }
         }
     }

@@ -172,6 +172,16 @@ pub fn rfc3164(line: &str) -> Result<Envelope<'_>, ParseError> {
 }
 
 fn rfc3164_inner(line: &str) -> Result<Envelope<'_>, nom::Err<crate::error::Expected<'_>>> {
+    // Most lines take the common shape, read byte by byte; anything else,
+    // and every error, goes through the grammar.
+    match common_rfc3164(line) {
+        Some(envelope) => Ok(envelope),
+        None => grammar_rfc3164(line),
+    }
+}
+
+/// The RFC 3164 grammar, every variant that gateways write.
+fn grammar_rfc3164(line: &str) -> Result<Envelope<'_>, nom::Err<crate::error::Expected<'_>>> {
     let (rest, priority) = opt(priority).parse(line)?;
     let (rest, _) = opt(sequence_number).parse(rest)?;
     let (rest, (month, day, year, time)) = timestamp(rest)?;
@@ -208,6 +218,132 @@ fn rfc3164_inner(line: &str) -> Result<Envelope<'_>, nom::Err<crate::error::Expe
         // No `TAG:` in front of the message: the whole rest is the message.
         Err(_) => Ok(envelope(priority, line_time, host, None, None, rest)),
     }
+}
+
+/// The shape nearly every gateway and relay writes, read without the
+/// grammar's combinators:
+///
+/// ```text
+/// [<PRI>]Mmm dd hh:mm:ss [HOST ]TAG[[PID]]: MESSAGE
+/// ```
+///
+/// Returns `None` for anything else (a sequence number, a clock mark, a
+/// year, a fraction, no tag, an error, text that is not ASCII where the
+/// tag is): [`grammar_rfc3164`] then reads the line with the full grammar,
+/// which gives the same envelope for every line this function accepts.
+fn common_rfc3164(line: &str) -> Option<Envelope<'_>> {
+    let bytes = line.as_bytes();
+    let mut at = 0;
+
+    // `<PRI>`: one to three digits, at most 191.
+    let mut priority = None;
+    if bytes.first() == Some(&b'<') {
+        let (value, used) = number(&bytes[1..], 3)?;
+        if used == 0 || bytes.get(1 + used) != Some(&b'>') || value > 191 {
+            return None;
+        }
+        priority = Some(value as u8);
+        at = used + 2;
+    }
+
+    // `Mmm`: an English month abbreviation.
+    let name = bytes.get(at..at + 3)?;
+    let month = MONTHS.iter().position(|m| m.as_bytes() == name)? as u32 + 1;
+    at += 3;
+
+    // ` dd `, the day space-padded or not.
+    if bytes.get(at) != Some(&b' ') {
+        return None;
+    }
+    while bytes.get(at) == Some(&b' ') {
+        at += 1;
+    }
+    let (day, used) = number(&bytes[at..], 2)?;
+    if !(1..=31).contains(&day) || bytes.get(at + used) != Some(&b' ') {
+        return None;
+    }
+    at += used + 1;
+
+    // `hh:mm:ss`, then spaces; a year, a fraction or a colon goes to the
+    // grammar.
+    let clock = bytes.get(at..at + 9)?;
+    if clock[2] != b':' || clock[5] != b':' || clock[8] != b' ' {
+        return None;
+    }
+    let two = |i: usize| -> Option<u32> {
+        let (d1, d2) = (clock[i], clock[i + 1]);
+        (d1.is_ascii_digit() && d2.is_ascii_digit())
+            .then(|| u32::from(d1 - b'0') * 10 + u32::from(d2 - b'0'))
+    };
+    let time = NaiveTime::from_hms_opt(two(0)?, two(3)?, two(6)?)?;
+    at += 9;
+    while bytes.get(at) == Some(&b' ') {
+        at += 1;
+    }
+
+    // The host, unless the first word already is the tag.
+    let rest = &line[at..];
+    let word_end = rest.find(' ').unwrap_or(rest.len());
+    let first_word = &rest[..word_end];
+    let (host, rest) = if first_word.is_empty() {
+        return None;
+    } else if first_word.ends_with(':') || first_word.contains('[') {
+        (None, rest)
+    } else {
+        (Some(first_word), rest[word_end..].trim_start_matches(' '))
+    };
+
+    // `TAG[[PID]]:`, in ASCII.
+    let tag = rest.as_bytes();
+    let app_end = tag
+        .iter()
+        .position(|&b| matches!(b, b'[' | b':' | b' ') || b.is_ascii_control() || !b.is_ascii())?;
+    if app_end == 0 || !matches!(tag[app_end], b'[' | b':') {
+        return None;
+    }
+    let mut after = app_end;
+    let mut pid = None;
+    if tag[after] == b'[' {
+        let digits = tag[after + 1..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits == 0 || tag.get(after + 1 + digits) != Some(&b']') {
+            return None;
+        }
+        pid = Some(rest[after + 1..after + 1 + digits].parse::<u32>().ok()?);
+        after += digits + 2;
+    }
+    if tag.get(after) != Some(&b':') {
+        return None;
+    }
+    let message = &rest[after + 1..];
+    let message = message.strip_prefix(' ').unwrap_or(message);
+    Some(envelope(
+        priority,
+        LineTime::YearLess { month, day, time },
+        host,
+        Some(&rest[..app_end]),
+        pid,
+        message,
+    ))
+}
+
+/// Up to `max` leading ASCII digits of `bytes` as a number, and how many
+/// there were (`None` when there is none).
+fn number(bytes: &[u8], max: usize) -> Option<(u32, usize)> {
+    let used = bytes
+        .iter()
+        .take(max)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if used == 0 {
+        return None;
+    }
+    let value = bytes[..used]
+        .iter()
+        .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    Some((value, used))
 }
 
 fn envelope<'a>(
@@ -355,5 +491,31 @@ mod tests {
         let err = rfc3164("<999>Mar 12 09:15:10 h t: x").unwrap_err();
         assert_eq!(err.expected, "a month name (Jan..Dec)");
         assert_eq!(err.column, 1);
+    }
+
+    proptest::proptest! {
+        /// The byte-by-byte reading of common lines is a shortcut, never
+        /// another reading: whatever it accepts, the grammar reads alike.
+        #[test]
+        fn common_shape_reads_as_the_grammar_does(
+            at in 0usize..80,
+            junk in r#"[ \[\]:<>*.,0-9a-zA-Z\t\u{e9}-]{0,4}"#,
+        ) {
+            for line in [
+                "<166>Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 VERIFY OK",
+                "May  6 08:00:01 vpn-tours-02 kernel: [812345.118204] VPN-FWD IN=tun0",
+                "Dec 31 23:59:59 charon[12]: 05[IKE] message",
+                "Jan  1 00:00:00 host : %ASA-6-113039: Group",
+            ] {
+                let mut at = at.min(line.len());
+                while !line.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let line = format!("{}{junk}{}", &line[..at], &line[at..]);
+                if let Some(fast) = common_rfc3164(&line) {
+                    proptest::prop_assert_eq!(Ok(fast), grammar_rfc3164(&line), "{:?}", line);
+                }
+            }
+        }
     }
 }

@@ -8,7 +8,7 @@
 
 use chrono::{
     DateTime, Datelike, Duration, FixedOffset, LocalResult, NaiveDate, NaiveDateTime, NaiveTime,
-    Offset, TimeZone, Utc,
+    Offset, TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
 use serde::Serialize;
@@ -85,6 +85,40 @@ pub struct TimeResolver {
     /// The last instant resolved from a local time, to recognise the second
     /// pass of a repeated hour.
     previous_local: Option<DateTime<Utc>>,
+    /// The last local hour read, when the zone's offset is one and the same
+    /// through all of it: consecutive lines mostly fall in the same hour,
+    /// and looking the offset up in the zone's rules costs more than
+    /// parsing the rest of the envelope.
+    hour_offset: Option<HourOffset>,
+    /// The last date a line without a year was given, by month and day:
+    /// consecutive lines mostly share it.
+    last_date: Option<(i32, u32, u32, NaiveDate)>,
+}
+
+/// A local hour through which the zone keeps one offset, and the instant
+/// it begins.
+#[derive(Debug, Clone, Copy)]
+struct HourOffset {
+    date: NaiveDate,
+    hour: u32,
+    starts: DateTime<Utc>,
+}
+
+/// The instant the local hour `hour` of `date` begins, when the zone keeps
+/// one offset through all of it; `None` when the offset changes within
+/// that hour (the hour is then in a gap or repeated, and read by the full
+/// rules).
+fn hour_of_one_offset(zone: Tz, date: NaiveDate, hour: u32) -> Option<HourOffset> {
+    let first = date.and_hms_opt(hour, 0, 0)?;
+    let last = date.and_hms_nano_opt(hour, 59, 59, 999_999_999)?;
+    let offset = zone.offset_from_local_datetime(&first).single()?.fix();
+    let end = zone.offset_from_local_datetime(&last).single()?.fix();
+    (offset == end).then(|| HourOffset {
+        date,
+        hour,
+        starts: Utc
+            .from_utc_datetime(&(first - Duration::seconds(offset.local_minus_utc().into()))),
+    })
 }
 
 impl TimeResolver {
@@ -93,6 +127,8 @@ impl TimeResolver {
             zone,
             year,
             previous_local: None,
+            hour_offset: None,
+            last_date: None,
         }
     }
 
@@ -141,7 +177,14 @@ impl TimeResolver {
                     *year += 1;
                 }
                 *last_month = Some(month);
-                NaiveDate::from_ymd_opt(*year, month, day).ok_or(TimeError::NoSuchDate {
+                if let Some((y, m, d, date)) = self.last_date {
+                    if (y, m, d) == (*year, month, day) {
+                        return Ok(date);
+                    }
+                }
+                let date = NaiveDate::from_ymd_opt(*year, month, day);
+                self.last_date = date.map(|date| (*year, month, day, date));
+                date.ok_or(TimeError::NoSuchDate {
                     year: *year,
                     month,
                     day,
@@ -169,6 +212,24 @@ impl TimeResolver {
 
     /// Reads a local time in the zone, with the DST rules of DESIGN.md.
     fn local(&mut self, at: NaiveDateTime) -> Resolved {
+        // Within an hour of one offset, no rule below can apply: the
+        // instant is that far into the hour.
+        let (date, hour) = (at.date(), at.hour());
+        let known = match self.hour_offset {
+            Some(h) if h.date == date && h.hour == hour => Some(h),
+            _ => {
+                self.hour_offset = hour_of_one_offset(self.zone, date, hour);
+                self.hour_offset
+            }
+        };
+        if let Some(known) = known {
+            let into_hour = Duration::seconds(i64::from(at.minute() * 60 + at.second()))
+                + Duration::nanoseconds(i64::from(at.nanosecond()));
+            let at = known.starts + into_hour;
+            self.previous_local = Some(at);
+            return Resolved { at, flag: None };
+        }
+
         let resolved = match self.zone.from_local_datetime(&at) {
             LocalResult::Single(t) => Resolved {
                 at: t.with_timezone(&Utc),

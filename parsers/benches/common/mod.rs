@@ -227,8 +227,10 @@ pub fn received() -> DateTime<Utc> {
 }
 
 fn header<'a>(envelope: Envelope<'a>, resolver: &mut TimeResolver) -> Header<'a> {
+    // Made once, as `ingest` takes one received time per file.
+    static RECEIVED: std::sync::LazyLock<DateTime<Utc>> = std::sync::LazyLock::new(received);
     let at = resolver
-        .resolve(&envelope.time, received())
+        .resolve(&envelope.time, *RECEIVED)
         .expect("corpus times resolve")
         .at;
     Header {
