@@ -629,6 +629,31 @@ fn loki_pages_of_a_thousand_lines_never_cut_a_nanosecond() {
 }
 
 #[test]
+fn loki_a_line_shipped_late_behind_a_newer_one_is_still_stored() {
+    // A line of one stream reaches Loki at once; an older line of another
+    // stream a couple of seconds later, as shippers batch per stream.
+    let loki = FakeLoki::start();
+    let ledger = loki_ledger(&loki.url());
+    let mut daemon = Daemon::start(&ledger);
+    loki.wait_for_requests(1, WAIT);
+    let now = Utc::now().timestamp_nanos_opt().expect("time");
+    let newer = gateway_line("2024-03-12T09:15:11+01:00", "kernel", &netfilter_message(2));
+    loki.push(now, "firewall-a", &newer);
+    let asked = loki.requests().len();
+    loki.wait_for_requests(asked + 2, WAIT);
+    let older = gateway_line("2024-03-12T09:15:10+01:00", "kernel", &netfilter_message(1));
+    loki.push(now - 1_000_000_000, "firewall-b", &older);
+
+    wait_for_records(&ledger.db, 2, WAIT);
+    let stored: Vec<String> = stored_records(&ledger.db)
+        .into_iter()
+        .map(|r| r.raw)
+        .collect();
+    assert_eq!(stored, [older, newer]);
+    daemon.stop();
+}
+
+#[test]
 fn loki_down_then_failing_is_retried_with_backoff_and_lines_arrive() {
     // Nothing listens yet: the source logs each failure and waits longer.
     let port = daemon::free_port();
@@ -650,7 +675,10 @@ fn loki_down_then_failing_is_retried_with_backoff_and_lines_arrive() {
     let log = daemon.log();
     assert!(log.contains("retry_in=1s"), "first wait 1 s:\n{log}");
     assert!(log.contains("retry_in=2s"), "then 2 s:\n{log}");
-    assert!(log.contains("500"), "the HTTP error is logged:\n{log}");
+    assert!(
+        log.contains("Loki answered 500 Internal Server Error: rpc error: code = Unavailable desc = no healthy ingester"),
+        "the HTTP error and Loki's reason are logged:\n{log}"
+    );
     daemon.wait_for_log("Loki answers again", WAIT);
     daemon.stop();
 }

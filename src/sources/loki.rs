@@ -7,8 +7,10 @@
 //! the lines of its last nanosecond are left for the next page (more of
 //! them may be beyond the limit), so the cursor never cuts a nanosecond in
 //! two; only a single nanosecond holding more lines than a page cannot be
-//! read whole. When Loki is down or answers an error the source waits,
-//! doubling the wait up to a minute, and says so.
+//! read whole. Lines are asked for only once they are a few seconds old,
+//! so that a line shipped late behind a newer one is not skipped. When
+//! Loki is down or answers an error the source waits, doubling the wait
+//! up to a minute, and says so.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +32,13 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How long one request may take before it counts as a failure.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines younger than this are left for a later pull. Shippers (Promtail,
+/// Alloy) push each stream in batches a second or so apart, so a line of
+/// one stream can reach Loki after a newer line of another; a cursor
+/// already past it would never ask for it again. A line that reaches Loki
+/// later than this after its timestamp (a shipper retrying through an
+/// outage) is still missed.
+const SETTLE: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 struct Response {
@@ -135,19 +144,27 @@ impl LokiSource {
         endpoint: &str,
         cursor: i64,
     ) -> anyhow::Result<(Vec<(i64, Message)>, i64, bool)> {
-        let now = Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);
+        let settled = Utc::now() - chrono::Duration::from_std(SETTLE).unwrap_or_default();
+        let end = settled.timestamp_nanos_opt().unwrap_or(i64::MAX);
         let response = client
             .get(endpoint)
             .query(&[
                 ("query", self.query.as_str()),
                 ("start", &(cursor + 1).to_string()),
-                ("end", &now.to_string()),
+                ("end", &end.to_string()),
                 ("limit", &LIMIT.to_string()),
                 ("direction", "forward"),
             ])
             .send()
-            .await?
-            .error_for_status()?;
+            .await?;
+        // Loki says why in the body of an error (a bad query, an
+        // ingester down): that text is what the operator needs.
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let text: String = text.trim().chars().take(300).collect();
+            anyhow::bail!("Loki answered {status}: {text}");
+        }
         let body: Response = response.json().await?;
         if body.status != "success" || body.data.result_type != "streams" {
             anyhow::bail!(
