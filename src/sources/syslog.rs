@@ -36,6 +36,12 @@ const BATCH_WAIT: Duration = Duration::from_millis(200);
 /// stop reading: TCP senders are slowed down, UDP datagrams wait in the
 /// kernel's buffer.
 const QUEUE_MESSAGES: usize = 10_000;
+/// TCP clients served at once. Each holds a read buffer, so an unbounded
+/// count (a misbehaving sender opening connections in a loop) would be
+/// unbounded memory; past it, new connections are closed and logged.
+const MAX_TCP_CLIENTS: usize = 1_024;
+/// The read buffer of one TCP client.
+const TCP_READ_BUFFER: usize = 64 << 10;
 /// The kernel receive buffer asked for the UDP socket, to ride out bursts
 /// while the writer is busy (the kernel caps it at `net.core.rmem_max`).
 const UDP_RECEIVE_BUFFER: libc::c_int = 8 << 20;
@@ -99,6 +105,7 @@ impl SyslogSource {
             tasks.push(tokio::spawn(tcp(
                 listener,
                 self.max_message,
+                MAX_TCP_CLIENTS,
                 msg_tx.clone(),
                 self.stop.clone(),
             )));
@@ -247,13 +254,36 @@ async fn udp(socket: UdpSocket, max: usize, tx: mpsc::Sender<Message>, mut stop:
     }
 }
 
-async fn tcp(listener: TcpListener, max: usize, tx: mpsc::Sender<Message>, mut stop: StopSignal) {
+/// Accepts TCP clients, at most `max_clients` at once.
+async fn tcp(
+    listener: TcpListener,
+    max: usize,
+    max_clients: usize,
+    tx: mpsc::Sender<Message>,
+    mut stop: StopSignal,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_clients));
+    let mut refusing = false;
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        // Logged once per run of refusals, not per connection.
+                        if !refusing {
+                            warn!(peer = %peer, max_clients, "too many syslog TCP clients; closing new connections");
+                        }
+                        refusing = true;
+                        drop(stream);
+                        continue;
+                    };
+                    refusing = false;
                     debug!(peer = %peer, "syslog TCP client connected");
-                    tokio::spawn(tcp_client(stream, max, tx.clone(), stop.clone()));
+                    let (tx, stop) = (tx.clone(), stop.clone());
+                    tokio::spawn(async move {
+                        tcp_client(stream, max, tx, stop).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => warn!(error = %e, "tcp accept failed"),
             },
@@ -270,7 +300,7 @@ async fn tcp_client(
     tx: mpsc::Sender<Message>,
     mut stop: StopSignal,
 ) {
-    let mut reader = BufReader::with_capacity(256 << 10, stream);
+    let mut reader = BufReader::with_capacity(TCP_READ_BUFFER, stream);
     loop {
         let frame = tokio::select! {
             frame = read_frame(&mut reader, max) => frame,
@@ -386,6 +416,54 @@ mod tests {
             out.push((String::from_utf8(m.bytes).unwrap(), m.truncated));
         }
         out
+    }
+
+    #[tokio::test]
+    async fn tcp_clients_past_the_limit_are_closed() {
+        use tokio::io::AsyncWriteExt;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(tcp(listener, 1024, 2, tx, stop));
+
+        // Two clients are served; the third is closed at once.
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        first.write_all(b"<13>one\n").await.unwrap();
+        second.write_all(b"<13>two\n").await.unwrap();
+        for _ in 0..2 {
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .unwrap();
+        }
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(10), third.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "not closed: {read:?}"
+        );
+
+        // A client leaving frees its place.
+        drop(first);
+        let got = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let mut next = TcpStream::connect(addr).await.unwrap();
+                if next.write_all(b"<13>four\n").await.is_ok() {
+                    if let Ok(Some(m)) =
+                        tokio::time::timeout(Duration::from_millis(200), rx.recv()).await
+                    {
+                        return m.bytes;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, b"<13>four");
     }
 
     #[tokio::test]
