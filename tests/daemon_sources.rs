@@ -990,3 +990,55 @@ fn failing_sources_are_retried_and_do_not_stop_the_others() {
     wait_for_records(&ledger.db, 27, WAIT);
     daemon.stop();
 }
+
+#[test]
+fn syslog_messages_sent_before_sigterm_are_all_stored() {
+    const TCP_LINES: u64 = 3_000;
+    const UDP_LINES: u64 = 500;
+    let port = daemon::free_port();
+    let ledger = syslog_ledger(port, None);
+    let mut daemon = start_listening(&ledger);
+
+    // The senders are done (their bytes are in our sockets) when SIGTERM
+    // comes: the daemon reads what it was sent, commits it, and exits 0.
+    let p = port.to_string();
+    let tcp: String = (0..TCP_LINES)
+        .map(|n| netfilter_message(n) + "\n")
+        .collect();
+    let args = [
+        "-n",
+        "127.0.0.1",
+        "-P",
+        p.as_str(),
+        "-T",
+        "--rfc3164",
+        "-t",
+        "kernel",
+    ];
+    logger_with_input(&args, Some(tcp.as_bytes()));
+    let udp: String = (TCP_LINES..TCP_LINES + UDP_LINES)
+        .map(|n| netfilter_message(n) + "\n")
+        .collect();
+    let args = [
+        "-n",
+        "127.0.0.1",
+        "-P",
+        p.as_str(),
+        "-d",
+        "--rfc3164",
+        "-t",
+        "kernel",
+    ];
+    logger_with_input(&args, Some(udp.as_bytes()));
+    daemon.stop();
+
+    let expected = (TCP_LINES + UDP_LINES) as i64;
+    let counts = daemon::record_counts(&ledger.db);
+    assert_eq!(
+        counts.records,
+        expected,
+        "{counts:?}\n----- log -----\n{}",
+        daemon.log()
+    );
+    assert_eq!(counts.distinct, expected);
+}

@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -42,6 +42,12 @@ const QUEUE_MESSAGES: usize = 10_000;
 const MAX_TCP_CLIENTS: usize = 1_024;
 /// The read buffer of one TCP client.
 const TCP_READ_BUFFER: usize = 64 << 10;
+/// On stop, a sender that sends nothing for this long has been read
+/// whole: what it sent before the stop is already in our socket...
+const STOP_QUIET: Duration = Duration::from_millis(200);
+/// ...and reading what was received before the stop takes at most this,
+/// within the time the daemon gives a source to stop.
+const STOP_DRAIN_MAX: Duration = Duration::from_secs(2);
 /// The kernel receive buffer asked for the UDP socket, to ride out bursts
 /// while the writer is busy (the kernel caps it at `net.core.rmem_max`).
 const UDP_RECEIVE_BUFFER: libc::c_int = 8 << 20;
@@ -249,7 +255,21 @@ async fn udp(socket: UdpSocket, max: usize, tx: mpsc::Sender<Message>, mut stop:
                 }
                 Err(e) => warn!(error = %e, "udp receive failed"),
             },
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
+        }
+    }
+
+    // Stopping: the datagrams already in the kernel's buffer were sent to
+    // us and exist nowhere else; read them before closing the socket.
+    let deadline = Instant::now() + STOP_DRAIN_MAX;
+    while Instant::now() < deadline {
+        match socket.try_recv_from(&mut buffer) {
+            Ok((n, _peer)) => {
+                if tx.send(message(&buffer[..n], max)).await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
         }
     }
 }
@@ -294,6 +314,12 @@ async fn tcp(
 
 /// Reads one client's messages, octet-counted or newline-framed, until it
 /// closes or we stop.
+///
+/// When we stop, the client's bytes already received by the kernel were
+/// acknowledged by TCP: the sender will not send them again. So they are
+/// read and handed on first: the frame being read is finished, then
+/// frames are read until the sender pauses ([`STOP_QUIET`]) or for
+/// [`STOP_DRAIN_MAX`] at most, whichever comes first.
 async fn tcp_client(
     stream: TcpStream,
     max: usize,
@@ -301,10 +327,33 @@ async fn tcp_client(
     mut stop: StopSignal,
 ) {
     let mut reader = BufReader::with_capacity(TCP_READ_BUFFER, stream);
+    let mut stopping: Option<Instant> = None;
     loop {
-        let frame = tokio::select! {
-            frame = read_frame(&mut reader, max) => frame,
-            _ = stop.changed() => return,
+        let frame = match stopping {
+            None => {
+                // The same read goes on when the stop comes, so a frame
+                // half-read is not cut.
+                let read = read_frame(&mut reader, max);
+                tokio::pin!(read);
+                tokio::select! {
+                    frame = &mut read => frame,
+                    _ = stop.changed() => {
+                        stopping = Some(Instant::now());
+                        match tokio::time::timeout(STOP_QUIET, &mut read).await {
+                            Ok(frame) => frame,
+                            Err(_) => return,
+                        }
+                    }
+                }
+            }
+            Some(since) => {
+                let left = STOP_DRAIN_MAX.saturating_sub(since.elapsed());
+                match tokio::time::timeout(STOP_QUIET.min(left), read_frame(&mut reader, max)).await
+                {
+                    Ok(frame) => frame,
+                    Err(_) => return,
+                }
+            }
         };
         match frame {
             Ok(Some(m)) => {
