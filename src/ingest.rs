@@ -8,9 +8,11 @@
 //! loses or doubles a line.
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -425,9 +427,9 @@ struct RecordRow {
     ts: i64,
     time_flag: Option<&'static str>,
     format: &'static str,
-    gateway: String,
-    host: Option<String>,
-    app: Option<String>,
+    gateway: Arc<str>,
+    host: Option<Arc<str>>,
+    app: Option<Arc<str>>,
     pid: Option<u32>,
     raw: Vec<u8>,
     encoding: Option<&'static str>,
@@ -454,9 +456,9 @@ struct EventRow {
 }
 
 struct TrafficRow {
-    src: String,
-    dst: String,
-    proto: String,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: Arc<str>,
     dst_port: Option<u16>,
     allowed: bool,
 }
@@ -483,6 +485,9 @@ pub struct Stream {
     /// The line being read was cut at the source's size limit.
     truncated: bool,
     rows: Vec<Row>,
+    /// Gateway, host, program and protocol names, one copy of each: a
+    /// record refers to them rather than owning its own.
+    names: HashSet<Arc<str>>,
     pub summary: IngestSummary,
 }
 
@@ -543,6 +548,7 @@ impl Stream {
             checkpointed: true,
             truncated: false,
             rows: Vec::new(),
+            names: HashSet::new(),
             summary: IngestSummary {
                 files: 1,
                 ..Default::default()
@@ -564,12 +570,23 @@ impl Stream {
             checkpointed: false,
             truncated: false,
             rows: Vec::new(),
+            names: HashSet::new(),
             summary: IngestSummary::default(),
         }
     }
 
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// The one copy of `name`.
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(known) = self.names.get(name) {
+            return known.clone();
+        }
+        let new: Arc<str> = Arc::from(name);
+        self.names.insert(new.clone());
+        new
     }
 
     /// Rows waiting for a commit.
@@ -642,10 +659,10 @@ impl Stream {
             return;
         };
         let envelope = &parsed.envelope;
-        let gateway = self
-            .settings
-            .gateway_of(envelope.host.or(parsed.device))
-            .to_owned();
+        let settings = self.settings.clone();
+        let gateway = self.intern(settings.gateway_of(envelope.host.or(parsed.device)));
+        let host = envelope.host.map(|h| self.intern(h));
+        let app = envelope.app.map(|a| self.intern(a));
         let record = RecordRow {
             line: self.line,
             offset,
@@ -655,8 +672,8 @@ impl Stream {
             time_flag: resolved.flag.map(time_flag_name),
             format: envelope.format.name(),
             gateway,
-            host: envelope.host.map(str::to_owned),
-            app: envelope.app.map(str::to_owned),
+            host,
+            app,
             pid: envelope.pid,
             raw: raw.to_vec(),
             encoding,
@@ -666,7 +683,9 @@ impl Stream {
 
     fn push_event(&mut self, record: RecordRow, event: &Event<'_>, since: Option<i64>) {
         self.summary.records += 1;
-        self.summary.gateways.insert(record.gateway.clone());
+        if !self.summary.gateways.contains(&*record.gateway) {
+            self.summary.gateways.insert(record.gateway.to_string());
+        }
         let (event_row, traffic_row) = match event {
             Event::Traffic(t) => {
                 self.summary.traffic += 1;
@@ -676,9 +695,9 @@ impl Stream {
                     Verdict::FromPrefix => !self.settings.names_a_drop(t.label),
                 };
                 let row = TrafficRow {
-                    src: t.src.to_string(),
-                    dst: t.dst.to_string(),
-                    proto: t.proto.to_owned(),
+                    src: t.src,
+                    dst: t.dst,
+                    proto: self.intern(t.proto),
                     dst_port: t.dst_port,
                     allowed,
                 };
@@ -988,6 +1007,7 @@ fn write_rows(
         "INSERT OR IGNORE INTO unparsed (source, fingerprint, path, line, offset, received, raw, reason, truncated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
+    let (mut src, mut dst) = (String::new(), String::new());
     for row in rows {
         match row {
             Row::Unparsed {
@@ -1025,9 +1045,9 @@ fn write_rows(
                     r.ts,
                     r.time_flag,
                     r.format,
-                    r.gateway,
-                    r.host,
-                    r.app,
+                    &*r.gateway,
+                    r.host.as_deref(),
+                    r.app.as_deref(),
                     r.pid,
                     r.raw,
                     r.encoding,
@@ -1038,7 +1058,7 @@ fn write_rows(
                 if let Some(e) = event {
                     insert_event.execute(params![
                         record_id,
-                        r.gateway,
+                        &*r.gateway,
                         r.ts,
                         e.kind,
                         e.user,
@@ -1058,8 +1078,21 @@ fn write_rows(
                     ])?;
                 }
                 if let Some(t) = traffic {
+                    // Addresses are written as text into buffers kept
+                    // from row to row.
+                    src.clear();
+                    write!(src, "{}", t.src)?;
+                    dst.clear();
+                    write!(dst, "{}", t.dst)?;
                     insert_traffic.execute(params![
-                        record_id, r.gateway, r.ts, t.src, t.dst, t.proto, t.dst_port, t.allowed
+                        record_id,
+                        &*r.gateway,
+                        r.ts,
+                        src.as_str(),
+                        dst.as_str(),
+                        &*t.proto,
+                        t.dst_port,
+                        t.allowed
                     ])?;
                 }
             }
@@ -1170,7 +1203,7 @@ fn ingest_status(
             ts: to_micros(at.at),
             time_flag: at.flag.map(time_flag_name),
             format: Format::OpenVpnStatus.name(),
-            gateway: settings.gateway_of(None).to_owned(),
+            gateway: stream.intern(settings.gateway_of(None)),
             host: None,
             app: None,
             pid: None,

@@ -2,8 +2,9 @@
 //! failures to exit codes (0 success, 1 runtime failure or altered
 //! evidence, 2 bad usage, configuration, input or id).
 
-use std::collections::BTreeMap;
-use std::io::Write;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -931,9 +932,17 @@ fn cmd_parse(
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut total = 0u64;
+    // Counted by format and event kind as the lines go, named at the end:
+    // no text is made per line.
+    let mut line_counts: HashMap<(Format, &'static str), u64> = HashMap::new();
     for file in files {
-        let bytes = std::fs::read(file)
-            .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
+        let cannot_read =
+            |e: std::io::Error| BadInput(format!("{}: cannot read: {e}", file.display()));
+        // A log is read line by line, so memory does not grow with it; a
+        // status file is read whole.
+        let mut input = BufReader::with_capacity(1 << 20, File::open(file).map_err(cannot_read)?);
+        let mut bytes = Vec::new();
+        input.read_until(b'\n', &mut bytes).map_err(cannot_read)?;
         let name = file.display().to_string();
         let settings = SourceSettings::resolve(&ctx.config, &name, reading.tz, None)?;
         let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or(&[]);
@@ -959,6 +968,7 @@ fn cmd_parse(
             },
         );
         if is_status {
+            input.read_to_end(&mut bytes).map_err(cannot_read)?;
             let (text, _) = decode(&bytes, settings.encoding);
             for line in parse_status(&text) {
                 total += 1;
@@ -984,44 +994,48 @@ fn cmd_parse(
             continue;
         }
         let mut reader = LineReader::new(format);
-        for (index, raw) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        let mut index = 0;
+        while !bytes.is_empty() {
             total += 1;
+            index += 1;
+            let raw = bytes.as_slice();
             let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
             let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
             let (text, _) = decode(raw, settings.encoding);
             let parsed = reader.read(&text);
-            let (key, value) = match &parsed {
+            let value = match &parsed {
                 Ok(p) => {
                     let ts = resolver.resolve(&p.envelope.time, received);
-                    let key = format!(
-                        "{} {}",
-                        p.envelope.format,
-                        p.event.as_ref().map_or("(no event)", |e| e.kind())
-                    );
+                    let kind = p.event.as_ref().map_or("(no event)", |e| e.kind());
+                    *line_counts.entry((p.envelope.format, kind)).or_default() += 1;
                     let value = (json || !stats).then(|| {
                         json!({
-                            "file": name, "line": index + 1, "format": p.envelope.format.name(),
+                            "file": name, "line": index, "format": p.envelope.format.name(),
                             "timestamp": ts.as_ref().ok().map(|r| format_utc(r.at)),
                             "host": p.envelope.host, "app": p.envelope.app, "pid": p.envelope.pid,
                             "message": p.envelope.message, "event": p.event,
                             "error": ts.err().map(|e| format!("time: {e}")),
                         })
                     });
-                    (key, value)
+                    value
                 }
                 Err(e) => {
-                    let value = (json || !stats).then(|| json!({
-                        "file": name, "line": index + 1, "format": null, "timestamp": null, "host": null,
+                    *counts.entry("error".to_owned()).or_default() += 1;
+                    (json || !stats).then(|| json!({
+                        "file": name, "line": index, "format": null, "timestamp": null, "host": null,
                         "app": null, "pid": null, "message": text, "event": null, "error": e.to_string(),
-                    }));
-                    ("error".to_owned(), value)
+                    }))
                 }
             };
-            *counts.entry(key).or_default() += 1;
             if let Some(value) = value {
                 writeln!(out, "{value}")?;
             }
+            bytes.clear();
+            input.read_until(b'\n', &mut bytes).map_err(cannot_read)?;
         }
+    }
+    for ((format, kind), n) in line_counts {
+        *counts.entry(format!("{format} {kind}")).or_default() += n;
     }
     if stats {
         let mut t = table(&["format and event", "lines"]);

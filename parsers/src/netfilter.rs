@@ -64,6 +64,11 @@ pub fn log_line(message: &str) -> Result<Traffic<'_>, ParseError> {
     let mut spt = None;
     let mut dpt = None;
     for token in fields.split_ascii_whitespace() {
+        // Only keys that start with S, D or P are read: most tokens are
+        // passed over on their first byte.
+        if !matches!(token.as_bytes()[0], b'S' | b'D' | b'P') {
+            continue;
+        }
         let Some((key, value)) = token.split_once('=') else {
             continue;
         };

@@ -58,6 +58,11 @@ pub fn is_wireguard(line: &str) -> bool {
     if line.starts_with("# poll ") {
         return true;
     }
+    // Most lines of a mixed stream are syslog lines without a tab: one
+    // fast scan rules them out.
+    if !line.contains('\t') {
+        return false;
+    }
     let count = line.bytes().filter(|&b| b == b'\t').count() + 1;
     let public_key_field = match count {
         4 => 1, // private-key public-key listen-port fwmark
