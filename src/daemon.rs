@@ -569,7 +569,8 @@ fn write_batches(
     // with its line count and position between batches.
     let mut streams: HashMap<String, Stream> = HashMap::new();
     // Gateways with new events whose sessions are not rebuilt yet.
-    let mut dirty: BTreeSet<String> = BTreeSet::new();
+    // A run stopped before rebuilding may have left some behind.
+    let mut dirty: BTreeSet<String> = sessions::stale_gateways(&store.conn)?.into_iter().collect();
     let mut last_rebuild = Instant::now();
     // When the daemon began to stop, for the bounded last drain.
     let mut stop_seen: Option<Instant> = None;
@@ -647,7 +648,10 @@ fn write_batch(
     batch: Batch,
 ) -> anyhow::Result<Stored> {
     let now = Utc::now();
-    let stream = match batch {
+    // What each stream counted before this batch: the stream counts as it
+    // reads, so the batch's share is taken before its lines are read.
+    let before = |s: &Stream| (s.summary.records, s.summary.unparsed);
+    let (stream, (records, unparsed)) = match batch {
         Batch::FileLines {
             settings,
             identity,
@@ -677,6 +681,8 @@ fn write_batch(
                 )?),
             };
 
+            let counted = before(stream);
+
             // Skip what this identity already stored (a batch read again
             // after a rotation or a restart); a gap means lost lines.
             let mut at = start_offset;
@@ -690,7 +696,7 @@ fn write_batch(
                 }
                 at += line.len() as u64;
             }
-            stream
+            (stream, counted)
         }
         Batch::Messages {
             settings,
@@ -701,10 +707,11 @@ fn write_batch(
             let stream = streams
                 .entry(key.clone())
                 .or_insert_with(|| Stream::live(settings, key, path));
+            let counted = before(stream);
             for m in &messages {
                 stream.read_message(&m.bytes, m.received, m.truncated);
             }
-            stream
+            (stream, counted)
         }
         Batch::Pulled {
             settings,
@@ -723,6 +730,7 @@ fn write_batch(
                 )?),
             };
             // Lines at or before the committed cursor are stored already.
+            let counted = before(stream);
             let committed = stream.offset;
             for (ts, m) in &messages {
                 if *ts as u64 > committed {
@@ -730,7 +738,7 @@ fn write_batch(
                 }
             }
             stream.set_position(committed.max(cursor as u64));
-            stream
+            (stream, counted)
         }
         Batch::Snapshot {
             settings,
@@ -747,7 +755,6 @@ fn write_batch(
         }
     };
 
-    let (records, unparsed) = (stream.summary.records, stream.summary.unparsed);
     stream.commit(store, now)?;
     debug!(identity = %stream.fingerprint(), records = stream.summary.records - records, "batch stored");
     Ok(Stored {

@@ -729,6 +729,15 @@ impl Stream {
             &mut digest,
         )?;
         self.rows.clear();
+        // Their sessions are rebuilt after this commit; should that never
+        // happen (a crash), the mark says so to the next start.
+        {
+            let mut mark =
+                tx.prepare_cached("INSERT OR IGNORE INTO stale_sessions (gateway) VALUES (?1)")?;
+            for gateway in &self.summary.gateways {
+                mark.execute([gateway])?;
+            }
+        }
         if !self.checkpointed {
             tx.commit()?;
             return Ok(());

@@ -413,7 +413,10 @@ fn cmd_ingest(
         reconnect_grace: chrono::Duration::from_std(ctx.config.reconcile.reconnect_grace)
             .unwrap_or(chrono::Duration::MAX),
     };
-    let gateways = total.gateways.clone();
+    // This run's gateways, and any an earlier run stored events for and
+    // stopped before rebuilding.
+    let mut gateways = total.gateways.clone();
+    gateways.extend(sessions::stale_gateways(&store.conn)?);
     let count = sessions::rebuild(
         &mut store,
         &ctx.inventory(),

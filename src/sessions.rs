@@ -184,6 +184,14 @@ pub fn rebuild(
     Ok(count)
 }
 
+/// Gateways whose stored events are newer than their sessions: a run that
+/// stopped between a commit and the rebuild after it.
+pub fn stale_gateways(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT gateway FROM stale_sessions ORDER BY gateway")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Every gateway that has events, to rebuild all sessions.
 pub fn all_gateways(conn: &Connection) -> anyhow::Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT DISTINCT gateway FROM events ORDER BY gateway")?;
@@ -833,6 +841,7 @@ fn link_reconnections(sessions: &mut [Session], grace: Duration) {
 fn save(store: &mut Store, gateway: &str, sessions: &[Session]) -> anyhow::Result<()> {
     let tx = store.conn.transaction()?;
     tx.execute("DELETE FROM sessions WHERE gateway = ?1", [gateway])?;
+    tx.execute("DELETE FROM stale_sessions WHERE gateway = ?1", [gateway])?;
     {
         let mut insert = tx.prepare_cached(
             "INSERT OR REPLACE INTO sessions (id, gateway, user, technician, start, end, end_reason, end_inferred,

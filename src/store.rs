@@ -193,6 +193,13 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX traffic_source;
     CREATE INDEX traffic_source ON traffic(gateway, src, ts, id, allowed, dst, proto, dst_port);
     "#,
+    // 6: gateways whose sessions lag behind their events, written in the
+    // same transaction as the events: a crash between a commit and the
+    // rebuild that follows it leaves the mark, and the next start rebuilds.
+    r#"
+    CREATE TABLE stale_sessions (gateway TEXT PRIMARY KEY) WITHOUT ROWID;
+    INSERT OR IGNORE INTO stale_sessions SELECT DISTINCT gateway FROM events;
+    "#,
 ];
 
 /// An open store.

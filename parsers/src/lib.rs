@@ -300,11 +300,77 @@ pub fn parse_line(line: &str, choice: FormatChoice) -> Result<Parsed<'_>, ParseE
     LineReader::new(choice).read(line)
 }
 
+/// The vendor grammar a message is read with, chosen by the envelope's
+/// format, then its program name, then the message's own shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    OpenVpn,
+    StrongSwan,
+    Netfilter,
+    Filterlog,
+    CiscoAsa,
+    PanOs,
+    FortiGate,
+    Stormshield,
+    Conntrack,
+}
+
+impl Vendor {
+    /// The name `parse --json` prints.
+    pub fn name(self) -> &'static str {
+        match self {
+            Vendor::OpenVpn => "openvpn",
+            Vendor::StrongSwan => "strongswan",
+            Vendor::Netfilter => "netfilter",
+            Vendor::Filterlog => "filterlog",
+            Vendor::CiscoAsa => "cisco-asa",
+            Vendor::PanOs => "paloalto",
+            Vendor::FortiGate => "fortigate",
+            Vendor::Stormshield => "stormshield",
+            Vendor::Conntrack => "conntrack",
+        }
+    }
+}
+
+/// Which vendor grammar reads this envelope's message; `None` when no
+/// parser knows the program or the message (a line kept, with no event).
+pub fn vendor(envelope: &Envelope<'_>) -> Option<Vendor> {
+    let message = envelope.message;
+    let app = envelope.app.unwrap_or("");
+    match envelope.format {
+        Format::FortiGate => return Some(Vendor::FortiGate),
+        Format::Stormshield => return Some(Vendor::Stormshield),
+        Format::Conntrack => return Some(Vendor::Conntrack),
+        Format::OpenVpnLog => return Some(Vendor::OpenVpn),
+        _ => {}
+    }
+    if app == "kernel" && netfilter::is_netfilter(message) {
+        Some(Vendor::Netfilter)
+    } else if app.starts_with("openvpn") {
+        Some(Vendor::OpenVpn)
+    } else if strongswan::is_strongswan_app(app) {
+        Some(Vendor::StrongSwan)
+    } else if app == "filterlog" {
+        Some(Vendor::Filterlog)
+    } else if cisco_asa::is_asa(message) {
+        Some(Vendor::CiscoAsa)
+    } else if paloalto::is_panos(message) {
+        Some(Vendor::PanOs)
+    } else if fortigate::is_fortigate(message) {
+        Some(Vendor::FortiGate)
+    } else if stormshield::is_stormshield(message) {
+        Some(Vendor::Stormshield)
+    } else if netfilter::is_netfilter(message) {
+        Some(Vendor::Netfilter)
+    } else {
+        None
+    }
+}
+
 /// Hands the message to the vendor parser its program or content calls
 /// for.
 pub fn message_event<'a>(envelope: &Envelope<'a>) -> Result<Extracted<'a>, ParseError> {
     let message = envelope.message;
-    let app = envelope.app.unwrap_or("");
     let event = |r: Result<Option<Event<'a>>, ParseError>| {
         r.map(|e| Extracted {
             event: e,
@@ -312,41 +378,20 @@ pub fn message_event<'a>(envelope: &Envelope<'a>) -> Result<Extracted<'a>, Parse
             device: None,
         })
     };
-    match envelope.format {
-        Format::FortiGate => return fortigate::message(message),
-        Format::Stormshield => return stormshield::message(message),
-        Format::Conntrack => return conntrack::line(message),
-        Format::OpenVpnLog => return event(openvpn::message(message)),
-        _ => {}
+    match vendor(envelope) {
+        Some(Vendor::FortiGate) => fortigate::message(message),
+        Some(Vendor::Stormshield) => stormshield::message(message),
+        Some(Vendor::Conntrack) => conntrack::line(message),
+        Some(Vendor::OpenVpn) => event(openvpn::message(message)),
+        Some(Vendor::Netfilter) => {
+            event(netfilter::log_line(message).map(|t| Some(Event::Traffic(t))))
+        }
+        Some(Vendor::StrongSwan) => strongswan::message(message),
+        Some(Vendor::Filterlog) => filterlog::message(message),
+        Some(Vendor::CiscoAsa) => cisco_asa::message(message),
+        Some(Vendor::PanOs) => paloalto::message(message),
+        None => Ok(Extracted::nothing()),
     }
-    if app == "kernel" && netfilter::is_netfilter(message) {
-        return event(netfilter::log_line(message).map(|t| Some(Event::Traffic(t))));
-    }
-    if app.starts_with("openvpn") {
-        return event(openvpn::message(message));
-    }
-    if strongswan::is_strongswan_app(app) {
-        return strongswan::message(message);
-    }
-    if app == "filterlog" {
-        return filterlog::message(message);
-    }
-    if cisco_asa::is_asa(message) {
-        return cisco_asa::message(message);
-    }
-    if paloalto::is_panos(message) {
-        return paloalto::message(message);
-    }
-    if fortigate::is_fortigate(message) {
-        return fortigate::message(message);
-    }
-    if stormshield::is_stormshield(message) {
-        return stormshield::message(message);
-    }
-    if netfilter::is_netfilter(message) {
-        return event(netfilter::log_line(message).map(|t| Some(Event::Traffic(t))));
-    }
-    Ok(Extracted::nothing())
 }
 
 #[cfg(test)]

@@ -43,8 +43,26 @@ impl Daemon {
 
     /// Starts `run` without waiting for anything.
     pub fn spawn(ledger: &Ledger, env: &[(&str, &str)]) -> Daemon {
-        let mut command = ledger.command(&["run"]);
+        Daemon::spawn_command(ledger.command(&["run"]), env)
+    }
+
+    /// Starts `run` with `WATCHDOG_PID` set to its own pid, as systemd
+    /// does: a shell exports its pid and `exec`s the daemon in its place.
+    pub fn spawn_with_own_watchdog_pid(ledger: &Ledger, env: &[(&str, &str)]) -> Daemon {
+        let run = ledger.command(&["run"]);
+        let mut command = std::process::Command::new("sh");
         command
+            .arg("-c")
+            .arg("WATCHDOG_PID=$$; export WATCHDOG_PID; exec \"$0\" \"$@\"")
+            .arg(run.get_program())
+            .args(run.get_args());
+        Daemon::spawn_command(command, env)
+    }
+
+    /// Starts `command` (a `run`) with the daemon tests' environment.
+    fn spawn_command(mut command: std::process::Command, env: &[(&str, &str)]) -> Daemon {
+        command
+            .stdin(Stdio::null())
             .env("VPNLEDGER_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("NOTIFY_SOCKET")
@@ -314,4 +332,110 @@ pub fn netfilter_message(n: u64) -> String {
     let line = netfilter_line(n);
     let at = line.find("kernel: ").expect("kernel tag") + "kernel: ".len();
     line[at..].trim_end().to_owned()
+}
+
+/// A configuration tailing files: one `kind = "file"` source per
+/// `(name, path or glob)`, times read in UTC, and `extra` appended (an
+/// inventory, more sources).
+pub fn file_sources_config(sources: &[(&str, &Path)], extra: &str) -> String {
+    let mut text = String::from("[defaults]\ntimezone = \"UTC\"\n");
+    for (name, path) in sources {
+        text.push_str(&format!(
+            "\n[[source]]\nname = \"{name}\"\nkind = \"file\"\npath = \"{}\"\n",
+            path.display()
+        ));
+    }
+    text.push_str(extra);
+    text
+}
+
+/// The checkpoints the daemon committed: `(offset, lines read)` per
+/// identity, in no particular order.
+pub fn checkpoints(db: &Path) -> Vec<(i64, i64)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the store");
+    conn.busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
+    let mut statement = conn
+        .prepare("SELECT offset, lines_read FROM checkpoints")
+        .expect("checkpoints query");
+    statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("checkpoints")
+        .map(|r| r.expect("checkpoint row"))
+        .collect()
+}
+
+/// A Unix datagram socket playing systemd's side of the `NOTIFY_SOCKET`
+/// protocol: every datagram the daemon sends, with when it came.
+pub struct NotifySocket {
+    pub path: std::path::PathBuf,
+    received: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl NotifySocket {
+    /// Binds `path` and collects what arrives on a thread of its own.
+    pub fn bind(path: &Path) -> NotifySocket {
+        let socket = std::os::unix::net::UnixDatagram::bind(path)
+            .unwrap_or_else(|e| panic!("bind the notify socket {}: {e}", path.display()));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let collected = received.clone();
+        std::thread::spawn(move || {
+            let mut buffer = vec![0u8; 64 << 10];
+            // Ends when the test process does; a datagram per message.
+            while let Ok(n) = socket.recv(&mut buffer) {
+                let text = String::from_utf8_lossy(&buffer[..n]).into_owned();
+                collected
+                    .lock()
+                    .expect("notify lock")
+                    .push((Instant::now(), text));
+            }
+        });
+        NotifySocket {
+            path: path.to_owned(),
+            received,
+        }
+    }
+
+    /// Every assignment received (`READY=1`, `STATUS=…`), in order, with
+    /// the time of its datagram.
+    pub fn assignments(&self) -> Vec<(Instant, String)> {
+        self.received
+            .lock()
+            .expect("notify lock")
+            .iter()
+            .flat_map(|(at, text)| text.lines().map(move |l| (*at, l.to_owned())))
+            .collect()
+    }
+
+    /// Waits until `count` assignments satisfy `wanted`; returns them.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        count: usize,
+        timeout: Duration,
+        daemon: &Daemon,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Vec<(Instant, String)> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found: Vec<_> = self
+                .assignments()
+                .into_iter()
+                .filter(|(_, a)| wanted(a))
+                .collect();
+            if found.len() >= count {
+                return found;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "the notify socket did not get {count} × {what} within {timeout:?}; got {:?}\n----- log -----\n{}",
+                    self.assignments().iter().map(|(_, a)| a).collect::<Vec<_>>(),
+                    daemon.log()
+                );
+            }
+            sleep(Duration::from_millis(20));
+        }
+    }
 }

@@ -189,14 +189,25 @@ fn client_message<'a>(
         // A route to a client subnet (iroute) or a MAC in TAP mode is not
         // the client's own address.
         let learned = rest.split(" -> ").next().unwrap_or("");
-        return Ok(learned
-            .parse::<IpAddr>()
-            .ok()
-            .map(|virtual_ip| Event::AddressAssigned {
+        return match learned.parse::<IpAddr>() {
+            Ok(virtual_ip) => Ok(Some(Event::AddressAssigned {
                 user,
                 instance,
                 virtual_ip,
-            }));
+            })),
+            // Written as a plain IPv4 address and still not one: damaged.
+            Err(_)
+                if !learned.is_empty()
+                    && learned.bytes().all(|b| b.is_ascii_digit() || b == b'.') =>
+            {
+                Err(address_error(
+                    msg,
+                    learned,
+                    "the learned virtual IP address",
+                ))
+            }
+            Err(_) => Ok(None),
+        };
     }
 
     if body.starts_with("MULTI: primary virtual IP for ") {
@@ -399,6 +410,18 @@ mod tests {
                 virtual_ip: ip("10.8.0.9"),
             }
         );
+    }
+
+    #[test]
+    fn learn_of_a_damaged_address_is_an_error() {
+        let line =
+            "j.martin/198.51.100.23:51734 MULTI: Learn: 10.8.0.999 -> j.martin/198.51.100.23:51734";
+        let err = message(line).unwrap_err();
+        assert_eq!(err.column, line.find("10.8.0.999").unwrap() + 1);
+        assert!(err.expected.contains("learned virtual IP"), "{err}");
+        // A TAP-mode MAC address is not the client's IP, and no error.
+        let mac = "j.martin/198.51.100.23:51734 MULTI: Learn: 52:54:00:12:34:56@0 -> j.martin/198.51.100.23:51734";
+        assert_eq!(message(mac), Ok(None));
     }
 
     #[test]
