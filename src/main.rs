@@ -22,7 +22,7 @@ use vpnledger::sessions::{self, SessionFilter, SessionRules};
 use vpnledger::store::{format_utc, Store};
 use vpnledger::{reports, BadInput};
 use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
-use vpnledger_parsers::{Format, FormatChoice, LineReader, TimeResolver, YearRule};
+use vpnledger_parsers::{vendor, Format, FormatChoice, LineReader, TimeResolver, Vendor, YearRule};
 
 #[derive(Parser)]
 #[command(
@@ -126,9 +126,16 @@ struct Reading {
     /// The year of the file's first line, for lines without a year.
     #[arg(long)]
     year: Option<i32>,
-    /// auto, rfc3164, openvpn or openvpn-status.
-    #[arg(long, default_value = "auto")]
+    /// How lines are read: `auto` recognises each line's format.
+    #[arg(long, default_value = "auto", value_parser = format_names())]
     format: String,
+}
+
+/// `auto` and every format's name, as `--help` lists them.
+fn format_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        std::iter::once("auto").chain(Format::ALL.iter().map(|f| f.name())),
+    )
 }
 
 #[derive(Subcommand)]
@@ -988,6 +995,7 @@ fn cmd_parse(
                 if json || !stats {
                     let value = json!({
                         "file": name, "line": line.number, "format": Format::OpenVpnStatus.name(),
+                        "parser": Vendor::OpenVpn.name(),
                         "timestamp": timestamp, "host": null, "app": null, "pid": null, "message": line.text,
                         "event": line.event, "error": line.error.as_ref().map(|e| e.to_string()),
                     });
@@ -1014,6 +1022,7 @@ fn cmd_parse(
                     let value = (json || !stats).then(|| {
                         json!({
                             "file": name, "line": index, "format": p.envelope.format.name(),
+                            "parser": vendor(&p.envelope).map(Vendor::name),
                             "timestamp": ts.as_ref().ok().map(|r| format_utc(r.at)),
                             "host": p.envelope.host, "app": p.envelope.app, "pid": p.envelope.pid,
                             "message": p.envelope.message, "event": p.event,
@@ -1024,10 +1033,29 @@ fn cmd_parse(
                 }
                 Err(e) => {
                     *counts.entry("error".to_owned()).or_default() += 1;
-                    (json || !stats).then(|| json!({
-                        "file": name, "line": index, "format": null, "timestamp": null, "host": null,
-                        "app": null, "pid": null, "message": text, "event": null, "error": e.to_string(),
-                    }))
+                    (json || !stats).then(|| {
+                        // The envelope may be whole and the message wrong:
+                        // say what the envelope says.
+                        let envelope = reader.envelope(&text);
+                        let ts = envelope.as_ref().and_then(|env| {
+                            resolver
+                                .resolve(&env.time, received)
+                                .ok()
+                                .map(|r| format_utc(r.at))
+                        });
+                        let env = envelope.as_ref();
+                        json!({
+                            "file": name, "line": index,
+                            "format": env.map(|env| env.format.name()),
+                            "parser": env.and_then(vendor).map(Vendor::name),
+                            "timestamp": ts,
+                            "host": env.and_then(|env| env.host),
+                            "app": env.and_then(|env| env.app),
+                            "pid": env.and_then(|env| env.pid),
+                            "message": env.map_or(&*text, |env| env.message),
+                            "event": null, "error": e.to_string(),
+                        })
+                    })
                 }
             };
             if let Some(value) = value {

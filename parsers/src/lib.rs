@@ -215,66 +215,12 @@ impl LineReader {
 
     /// Reads one line (without its newline).
     pub fn read<'a>(&mut self, line: &'a str) -> Result<Parsed<'a>, ParseError> {
-        let format = match self.choice {
-            FormatChoice::Fixed(format) => format,
-            FormatChoice::Auto => detect(line).ok_or_else(|| {
-                ParseError::at(
-                    line,
-                    line,
-                    "a syslog header, a log timestamp or a known log format",
-                )
-            })?,
-        };
-        let bare = |format| {
-            let (priority, message) = after_priority(line);
-            Envelope {
-                format,
-                priority,
-                time: LineTime::Missing,
-                host: None,
-                app: None,
-                pid: None,
-                message,
-            }
-        };
-        let mut envelope = match format {
-            Format::Rfc3164 => syslog::rfc3164(line)?,
-            Format::Rfc5424 => rfc5424::rfc5424(line)?,
-            Format::OpenVpnLog => openvpn::log_line(line),
-            Format::FortiGate | Format::Stormshield | Format::Conntrack => bare(format),
-            Format::WireGuard => {
-                let mut envelope = bare(format);
-                envelope.time = self.poll_time.unwrap_or(LineTime::Missing);
-                return match wireguard::line(line)? {
-                    wireguard::DumpLine::Poll(at) => {
-                        self.poll_time = Some(at);
-                        envelope.time = at;
-                        Ok(Parsed {
-                            envelope,
-                            event: None,
-                            device: None,
-                        })
-                    }
-                    wireguard::DumpLine::Interface { .. } => Ok(Parsed {
-                        envelope,
-                        event: None,
-                        device: None,
-                    }),
-                    wireguard::DumpLine::Peer(peer) => Ok(Parsed {
-                        envelope,
-                        event: Some(Event::PeerStatus(peer)),
-                        device: None,
-                    }),
-                };
-            }
-            Format::OpenVpnStatus => {
-                return Err(ParseError::at(
-                    line,
-                    line,
-                    "a whole status file, not a single line",
-                ))
-            }
-        };
+        let format = self.format_of(line)?;
+        if format == Format::WireGuard {
+            return self.dump_line(line);
+        }
+        let mut envelope = envelope(format, line)?;
+
         // Vendor parsers count columns in the message: count them in the line.
         let message_offset =
             (envelope.message.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
@@ -290,6 +236,83 @@ impl LineReader {
             event: extracted.event,
             device: extracted.device,
         })
+    }
+
+    /// The envelope alone (format, time, host, program, message) of a line
+    /// whose message [`LineReader::read`] could not read: what the line
+    /// still says. `None` when the envelope itself is wrong.
+    pub fn envelope<'a>(&self, line: &'a str) -> Option<Envelope<'a>> {
+        match self.format_of(line).ok()? {
+            Format::WireGuard => None,
+            format => envelope(format, line).ok(),
+        }
+    }
+
+    fn format_of(&self, line: &str) -> Result<Format, ParseError> {
+        match self.choice {
+            FormatChoice::Fixed(format) => Ok(format),
+            FormatChoice::Auto => detect(line).ok_or_else(|| {
+                ParseError::at(
+                    line,
+                    line,
+                    "a syslog header, a log timestamp or a known log format",
+                )
+            }),
+        }
+    }
+
+    /// A line of `wg show all dump` output, or the `# poll` line that
+    /// dates the dump lines after it.
+    fn dump_line<'a>(&mut self, line: &'a str) -> Result<Parsed<'a>, ParseError> {
+        let mut envelope = bare_envelope(Format::WireGuard, line);
+        envelope.time = self.poll_time.unwrap_or(LineTime::Missing);
+        let event = match wireguard::line(line)? {
+            wireguard::DumpLine::Poll(at) => {
+                self.poll_time = Some(at);
+                envelope.time = at;
+                None
+            }
+            wireguard::DumpLine::Interface { .. } => None,
+            wireguard::DumpLine::Peer(peer) => Some(Event::PeerStatus(peer)),
+        };
+        Ok(Parsed {
+            envelope,
+            event,
+            device: None,
+        })
+    }
+}
+
+/// The envelope of a line in `format`, for every format read line by line
+/// but WireGuard dumps, which need their poll line.
+fn envelope(format: Format, line: &str) -> Result<Envelope<'_>, ParseError> {
+    match format {
+        Format::Rfc3164 => syslog::rfc3164(line),
+        Format::Rfc5424 => rfc5424::rfc5424(line),
+        Format::OpenVpnLog => Ok(openvpn::log_line(line)),
+        Format::FortiGate | Format::Stormshield | Format::Conntrack | Format::WireGuard => {
+            Ok(bare_envelope(format, line))
+        }
+        Format::OpenVpnStatus => Err(ParseError::at(
+            line,
+            line,
+            "a whole status file, not a single line",
+        )),
+    }
+}
+
+/// The envelope of a format with no header of its own: an optional
+/// `<PRI>`, then the message; its time, if any, is in the message.
+fn bare_envelope(format: Format, line: &str) -> Envelope<'_> {
+    let (priority, message) = after_priority(line);
+    Envelope {
+        format,
+        priority,
+        time: LineTime::Missing,
+        host: None,
+        app: None,
+        pid: None,
+        message,
     }
 }
 
@@ -313,6 +336,7 @@ pub enum Vendor {
     FortiGate,
     Stormshield,
     Conntrack,
+    WireGuard,
 }
 
 impl Vendor {
@@ -328,6 +352,7 @@ impl Vendor {
             Vendor::FortiGate => "fortigate",
             Vendor::Stormshield => "stormshield",
             Vendor::Conntrack => "conntrack",
+            Vendor::WireGuard => "wireguard",
         }
     }
 }
@@ -342,6 +367,7 @@ pub fn vendor(envelope: &Envelope<'_>) -> Option<Vendor> {
         Format::Stormshield => return Some(Vendor::Stormshield),
         Format::Conntrack => return Some(Vendor::Conntrack),
         Format::OpenVpnLog => return Some(Vendor::OpenVpn),
+        Format::WireGuard => return Some(Vendor::WireGuard),
         _ => {}
     }
     if app == "kernel" && netfilter::is_netfilter(message) {
@@ -390,6 +416,10 @@ pub fn message_event<'a>(envelope: &Envelope<'a>) -> Result<Extracted<'a>, Parse
         Some(Vendor::Filterlog) => filterlog::message(message),
         Some(Vendor::CiscoAsa) => cisco_asa::message(message),
         Some(Vendor::PanOs) => paloalto::message(message),
+        Some(Vendor::WireGuard) => event(wireguard::line(message).map(|line| match line {
+            wireguard::DumpLine::Peer(peer) => Some(Event::PeerStatus(peer)),
+            wireguard::DumpLine::Poll(_) | wireguard::DumpLine::Interface { .. } => None,
+        })),
         None => Ok(Extracted::nothing()),
     }
 }
