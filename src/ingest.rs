@@ -941,6 +941,23 @@ fn event_row(event: &Event<'_>, since: Option<i64>) -> EventRow {
             detail: Some(format!("{clients} clients listed")),
             ..Default::default()
         },
+        Event::SiteTunnel {
+            tunnel,
+            up,
+            detail,
+            remote_ip,
+            bytes_in,
+            bytes_out,
+        } => EventRow {
+            kind,
+            tunnel: s(tunnel),
+            reason: Some(if *up { "up" } else { "down" }),
+            detail: s(detail),
+            remote_ip: remote_ip.map(|ip| ip.to_string()),
+            bytes_in: *bytes_in,
+            bytes_out: *bytes_out,
+            ..Default::default()
+        },
         Event::Traffic(_) => EventRow {
             kind,
             ..Default::default()

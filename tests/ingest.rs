@@ -441,3 +441,65 @@ fn verify_finds_an_altered_record() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("record 14 was altered"), "{text}");
 }
+
+#[test]
+fn site_tunnels_are_stored_as_tunnel_events_and_make_no_session() {
+    let ledger = Ledger::new();
+    let log = write_log(
+        &ledger,
+        "charon.log",
+        &[
+            "Mar 14 08:00:01 vpn-nantes charon: 07[IKE] CHILD_SA site-lyon{3} established with SPIs c1d2e3f4_i 0a0b0c0d_o and TS 192.168.50.0/24 === 192.168.80.0/24",
+            "Mar 14 13:02:11 vpn-nantes charon: 14[IKE] received EAP identity 'j.martin'",
+            "Mar 14 13:02:12 vpn-nantes charon: 14[IKE] assigning virtual IP 10.10.10.1 to peer 'j.martin'",
+            "Mar 14 13:02:12 vpn-nantes charon: 14[IKE] IKE_SA rw-techs[7] established between 192.0.2.10[vpn-nantes.example.net]...198.51.100.61[192.168.1.23]",
+            "Mar 14 13:40:00 vpn-nantes charon: 11[IKE] closing CHILD_SA site-lyon{3} with SPIs c1d2e3f4_i (400 bytes) 0a0b0c0d_o (500 bytes) and TS 192.168.50.0/24 === 192.168.80.0/24",
+            "Mar 14 14:05:40 vpn-nantes charon: 16[IKE] received DELETE for IKE_SA rw-techs[7]",
+        ],
+    );
+    ledger.ok(&["ingest", "--year", "2024", "--tz", "Europe/Paris", &log]);
+
+    // Only the technician's connection is a session.
+    let sessions = ledger.sessions();
+    assert_eq!(sessions.len(), 1, "{sessions:#?}");
+    assert_eq!(sessions[0]["user"], "j.martin");
+    assert_eq!(sessions[0]["tunnel"], "rw-techs");
+    assert_eq!(sessions[0]["start"], "2024-03-14T12:02:12Z");
+    assert_eq!(sessions[0]["end"], "2024-03-14T13:05:40Z");
+
+    // The site tunnel's two facts are kept with their name and bytes.
+    let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT tunnel, reason, detail, bytes_in, bytes_out FROM events
+             WHERE kind = 'site_tunnel' ORDER BY ts",
+        )
+        .unwrap();
+    let rows: Vec<(String, String, String, Option<i64>, Option<i64>)> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let selectors = "192.168.50.0/24 === 192.168.80.0/24".to_owned();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "site-lyon".to_owned(),
+                "up".to_owned(),
+                selectors.clone(),
+                None,
+                None
+            ),
+            (
+                "site-lyon".to_owned(),
+                "down".to_owned(),
+                selectors,
+                Some(400),
+                Some(500)
+            ),
+        ]
+    );
+}

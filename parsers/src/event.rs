@@ -243,6 +243,20 @@ pub enum Event<'a> {
         detail: &'a str,
     },
     Traffic(Traffic<'a>),
+    /// A site-to-site tunnel (network to network, nobody's login) came up
+    /// or went down: evidence of a site's link, never a session.
+    SiteTunnel {
+        /// The connection or phase 1 name, without instance marks.
+        tunnel: &'a str,
+        up: bool,
+        /// The gateway's own words: the traffic selectors or the reason.
+        detail: &'a str,
+        remote_ip: Option<IpAddr>,
+        /// Received by the gateway through the tunnel, when counted.
+        bytes_in: Option<u64>,
+        /// Sent by the gateway through the tunnel, when counted.
+        bytes_out: Option<u64>,
+    },
     StatusClient(StatusClient<'a>),
     /// The end of a status snapshot that listed `clients` clients: an open
     /// session it no longer lists is gone.
@@ -265,6 +279,7 @@ impl Event<'_> {
             Event::GatewayStopped { .. } => "gateway_stopped",
             Event::GatewayStarted { .. } => "gateway_started",
             Event::Traffic(_) => "traffic",
+            Event::SiteTunnel { .. } => "site_tunnel",
             Event::StatusClient(_) => "status_client",
             Event::BytesCounted { .. } => "bytes_counted",
             Event::PeerStatus(_) => "peer_status",

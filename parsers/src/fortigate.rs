@@ -70,6 +70,9 @@ fn event<'a>(fields: &Fields<'a>) -> Result<Option<Event<'a>>, ParseError> {
         (SSL_TUNNEL_UP, _) => tunnel_up(fields, Mode::Ssl).map(Some),
         (SSL_TUNNEL_DOWN, _) => tunnel_down(fields, Mode::Ssl).map(Some),
         // The same logs tell of site-to-site tunnels, which name no one.
+        (IPSEC_STATUS, "tunnel-up" | "tunnel-down") if identity(fields, Mode::Ipsec).is_none() => {
+            site_tunnel(fields, action == "tunnel-up")
+        }
         (IPSEC_STATUS, _) if identity(fields, Mode::Ipsec).is_none() => Ok(None),
         (IPSEC_STATUS, "tunnel-up") => tunnel_up(fields, Mode::Ipsec).map(Some),
         (IPSEC_STATUS, "tunnel-down") => tunnel_down(fields, Mode::Ipsec).map(Some),
@@ -147,6 +150,34 @@ fn without_instance_suffix(name: &str) -> &str {
         }
         _ => name,
     }
+}
+
+/// An IPsec tunnel that names no one, up or down: a site-to-site tunnel,
+/// named by its phase 1 (`vpntunnel`). One without a name says nothing of
+/// any site and gives nothing.
+fn site_tunnel<'a>(fields: &Fields<'a>, up: bool) -> Result<Option<Event<'a>>, ParseError> {
+    let Some(tunnel) = fields.present("vpntunnel") else {
+        return Ok(None);
+    };
+    let (bytes_in, bytes_out) = if up {
+        (None, None)
+    } else {
+        (
+            fields.parsed("rcvdbyte", "rcvdbyte=<number>")?,
+            fields.parsed("sentbyte", "sentbyte=<number>")?,
+        )
+    };
+    Ok(Some(Event::SiteTunnel {
+        tunnel,
+        up,
+        detail: fields
+            .present("reason")
+            .or_else(|| fields.present("msg"))
+            .unwrap_or(""),
+        remote_ip: fields.address("remip", "remip=<ip address>")?,
+        bytes_in,
+        bytes_out,
+    }))
 }
 
 /// `action="tunnel-up"`: the session starts.
@@ -542,11 +573,34 @@ mod tests {
     }
 
     #[test]
-    fn site_to_site_ipsec_is_not_a_session() {
-        let line = r#"date=2024-05-14 time=08:00:00 devname="FGT-ANNECY" tz="+0200" logid="0101037138" type="event" subtype="vpn" action="tunnel-up" remip=192.0.2.200 user="N/A" xauthuser="N/A" assignip=N/A vpntunnel="to-lyon" tunnelip=N/A tunnelid=7 tunneltype="ipsec""#;
+    fn site_to_site_ipsec_is_a_site_tunnel_not_a_session() {
+        let line = r#"date=2024-05-14 time=08:00:00 devname="FGT-ANNECY" tz="+0200" logid="0101037138" type="event" subtype="vpn" msg="IPsec connection status change" action="tunnel-up" remip=192.0.2.200 user="N/A" xauthuser="N/A" assignip=N/A vpntunnel="to-lyon" tunnelip=N/A tunnelid=7 tunneltype="ipsec""#;
         let got = message(line).unwrap();
-        assert_eq!(got.event, None);
+        assert_eq!(
+            got.event,
+            Some(Event::SiteTunnel {
+                tunnel: "to-lyon",
+                up: true,
+                detail: "IPsec connection status change",
+                remote_ip: Some(ip("192.0.2.200")),
+                bytes_in: None,
+                bytes_out: None,
+            })
+        );
         assert_eq!(got.device, Some("FGT-ANNECY"));
+
+        let down = r#"date=2024-05-14 time=18:00:00 devname="FGT-ANNECY" tz="+0200" logid="0101037138" type="event" subtype="vpn" msg="IPsec connection status change" action="tunnel-down" remip=192.0.2.200 user="N/A" xauthuser="N/A" vpntunnel="to-lyon" tunnelid=7 tunneltype="ipsec" duration=36000 sentbyte=7340032 rcvdbyte=1048576"#;
+        assert_eq!(
+            message(down).unwrap().event,
+            Some(Event::SiteTunnel {
+                tunnel: "to-lyon",
+                up: false,
+                detail: "IPsec connection status change",
+                remote_ip: Some(ip("192.0.2.200")),
+                bytes_in: Some(1_048_576),
+                bytes_out: Some(7_340_032),
+            })
+        );
     }
 
     #[test]

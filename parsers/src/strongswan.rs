@@ -141,6 +141,9 @@ fn ike_message<'a>(
     if body.starts_with("closing CHILD_SA ") {
         return closing_child_sa(message, body);
     }
+    if body.starts_with("CHILD_SA ") {
+        return child_sa_established(message, body);
+    }
     if let Some(rest) = body.strip_prefix("received DELETE for IKE_SA ") {
         return ike_sa_deleted(message, body, rest, EndReason::UserExit).map(Some);
     }
@@ -295,9 +298,9 @@ fn endpoint(text: &str) -> Option<(IpAddr, &str)> {
 ///
 /// The line names the CHILD_SA, not its IKE_SA: the bytes reach the session
 /// through the peer's side of the traffic selectors, its virtual IP. A
-/// CHILD_SA without a single-host selector on the peer's side (a site
-/// tunnel) belongs to no road-warrior session and gives nothing; so does a
-/// line without byte counts.
+/// CHILD_SA without a single-host selector on the peer's side is a site
+/// tunnel going down, with its bytes; a line without byte counts (an
+/// expired SA being replaced) gives nothing.
 fn closing_child_sa<'a>(message: &'a str, body: &'a str) -> Result<Option<Event<'a>>, ParseError> {
     let (selectors, counts) = child_sa_counts(body).map_err(|e| to_parse_error(message, e))?;
     let Some((bytes_in, bytes_out)) = counts else {
@@ -311,7 +314,14 @@ fn closing_child_sa<'a>(message: &'a str, body: &'a str) -> Result<Option<Event<
         ));
     };
     let Some(virtual_ip) = single_host_selector(message, remote)? else {
-        return Ok(None);
+        return Ok(Some(Event::SiteTunnel {
+            tunnel: child_sa_name(body),
+            up: false,
+            detail: selectors,
+            remote_ip: None,
+            bytes_in: Some(bytes_in),
+            bytes_out: Some(bytes_out),
+        }));
     };
     Ok(Some(Event::BytesCounted {
         instance: None,
@@ -320,6 +330,55 @@ fn closing_child_sa<'a>(message: &'a str, body: &'a str) -> Result<Option<Event<
         bytes_out,
         cumulative: false,
     }))
+}
+
+/// A CHILD_SA set up:
+///
+/// ```text
+/// CHILD_SA site-lyon{3} established with SPIs c8a1f2e3_i 0b7d6e5f_o and TS 192.168.50.0/24 === 192.168.80.0/24
+/// ```
+///
+/// A road-warrior's CHILD_SA (a single host on the peer's side) adds
+/// nothing to the session its IKE_SA started; a site's is the site
+/// tunnel coming up. A rekey logs the line again with a new id: the tunnel
+/// is up again, never twice a new link.
+fn child_sa_established<'a>(
+    message: &'a str,
+    body: &'a str,
+) -> Result<Option<Event<'a>>, ParseError> {
+    let Some((_, selectors)) = body.split_once(" and TS ") else {
+        return Ok(None);
+    };
+    if !body[..body.len() - selectors.len()].contains(" established with SPIs ") {
+        return Ok(None);
+    }
+    let Some((_, remote)) = selectors.split_once(" === ") else {
+        return Err(ParseError::at_slice(
+            message,
+            selectors,
+            "traffic selectors local === remote",
+        ));
+    };
+    if single_host_selector(message, remote)?.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(Event::SiteTunnel {
+        tunnel: child_sa_name(body),
+        up: true,
+        detail: selectors,
+        remote_ip: None,
+        bytes_in: None,
+        bytes_out: None,
+    }))
+}
+
+/// `site-lyon` of `closing CHILD_SA site-lyon{3} ...` or `CHILD_SA
+/// site-lyon{3} established ...`: the connection, without its `{id}`.
+fn child_sa_name(body: &str) -> &str {
+    let after = body.strip_prefix("closing ").unwrap_or(body);
+    let after = after.strip_prefix("CHILD_SA ").unwrap_or(after);
+    let end = after.find(['{', ' ']).unwrap_or(after.len());
+    &after[..end]
 }
 
 /// `closing CHILD_SA rw-techs{12} with SPIs c8a1f2e3_i (1048576 bytes) 0b7d6e5f_o (5242880 bytes) and TS `
@@ -688,8 +747,38 @@ mod tests {
     }
 
     #[test]
-    fn closing_site_child_sa_is_nothing() {
-        nothing("11[IKE] closing CHILD_SA site-lyon{3} with SPIs c8a1f2e3_i (400 bytes) 0b7d6e5f_o (500 bytes) and TS 192.168.50.0/24 === 192.168.80.0/24");
+    fn closing_site_child_sa_is_the_site_tunnel_down_with_its_bytes() {
+        assert_eq!(
+            event("11[IKE] closing CHILD_SA site-lyon{3} with SPIs c8a1f2e3_i (400 bytes) 0b7d6e5f_o (500 bytes) and TS 192.168.50.0/24 === 192.168.80.0/24"),
+            Event::SiteTunnel {
+                tunnel: "site-lyon",
+                up: false,
+                detail: "192.168.50.0/24 === 192.168.80.0/24",
+                remote_ip: None,
+                bytes_in: Some(400),
+                bytes_out: Some(500),
+            }
+        );
+    }
+
+    #[test]
+    fn site_child_sa_established_is_the_site_tunnel_up() {
+        assert_eq!(
+            event("07[IKE] CHILD_SA site-lyon{3} established with SPIs c1d2e3f4_i 0a0b0c0d_o and TS 192.168.50.0/24 === 192.168.80.0/24 192.168.81.0/24"),
+            Event::SiteTunnel {
+                tunnel: "site-lyon",
+                up: true,
+                detail: "192.168.50.0/24 === 192.168.80.0/24 192.168.81.0/24",
+                remote_ip: None,
+                bytes_in: None,
+                bytes_out: None,
+            }
+        );
+        // Without ` === ` between the sides the selectors are damaged.
+        let line = "07[IKE] CHILD_SA site-lyon{3} established with SPIs c1d2e3f4_i 0a0b0c0d_o and TS 192.168.50.0/24";
+        let err = message(line).unwrap_err();
+        assert_eq!(err.expected, "traffic selectors local === remote");
+        assert_eq!(err.column, line.find("192.168.50.0/24").unwrap() + 1);
     }
 
     #[test]
