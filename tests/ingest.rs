@@ -475,7 +475,8 @@ fn site_tunnels_are_stored_as_tunnel_events_and_make_no_session() {
              WHERE kind = 'site_tunnel' ORDER BY ts",
         )
         .unwrap();
-    let rows: Vec<(String, String, String, Option<i64>, Option<i64>)> = stmt
+    type TunnelRow = (String, String, String, Option<i64>, Option<i64>);
+    let rows: Vec<TunnelRow> = stmt
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
