@@ -171,8 +171,12 @@ enum AuditAction {
     /// Mark a discrepancy as explained.
     Resolve {
         id: String,
+        /// Why the finding is not a fault.
         #[arg(long)]
         note: String,
+        /// Who explains it; else the login name of whoever runs the command.
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -317,9 +321,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Reports(command) => cmd_reports(&ctx, command),
         Command::Audit {
-            action: Some(AuditAction::Resolve { id, note }),
+            action: Some(AuditAction::Resolve { id, note, by }),
             ..
-        } => cmd_resolve(&ctx, &id, &note),
+        } => cmd_resolve(&ctx, &id, &note, by),
         Command::Audit {
             action: None,
             since,
@@ -872,7 +876,12 @@ fn cmd_audit(
     Ok(ExitCode::SUCCESS)
 }
 
-fn cmd_resolve(ctx: &Context, id: &str, note: &str) -> anyhow::Result<ExitCode> {
+fn cmd_resolve(
+    ctx: &Context,
+    id: &str,
+    note: &str,
+    by: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let store = ctx.store()?;
     let all_reports = reports::load_all(&store)?;
     let all_sessions = sessions::load(&store.conn, &SessionFilter::default())?;
@@ -890,9 +899,16 @@ fn cmd_resolve(ctx: &Context, id: &str, note: &str) -> anyhow::Result<ExitCode> 
         ))
         .into());
     }
-    let by = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
+    // The person behind sudo, else the login; a service account without
+    // either is named by its uid, so an explanation always says who.
+    let by = by
+        .or_else(|| {
+            ["SUDO_USER", "USER", "LOGNAME"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok())
+        })
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| format!("uid {}", process_uid()));
     reconcile::resolve(&store.conn, id, note, &by, Utc::now())?;
     println!("{id} explained by {by}");
     Ok(ExitCode::SUCCESS)
@@ -1078,6 +1094,12 @@ fn cmd_parse(
     }
     out.flush().context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The real user id of this process.
+fn process_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
 }
 
 /// The year of a file's first line from its modification time.

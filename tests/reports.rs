@@ -200,6 +200,8 @@ fn an_explained_discrepancy_stays_explained() {
         &id,
         "--note",
         "intervention done by phone, report mode is wrong",
+        "--by",
+        "a.auditor",
     ]);
     let again = ledger.json(&["audit", "--json", "--kind", "no_session"]);
     assert_eq!(again[0]["id"], id.as_str());
@@ -207,6 +209,7 @@ fn an_explained_discrepancy_stays_explained() {
         again[0]["resolution"]["note"],
         "intervention done by phone, report mode is wrong"
     );
+    assert_eq!(again[0]["resolution"]["by"], "a.auditor");
     let out = ledger.run(&["audit", "resolve", "d-000000000000", "--note", "x"]);
     assert_eq!(out.status.code(), Some(2));
 }
