@@ -275,16 +275,35 @@ impl Config {
 
     /// Parses and checks configuration text; `path` names it in errors.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            let message = e.message().to_owned();
-            ConfigErrors(vec![ConfigError {
-                file: path.to_owned(),
-                line,
-                field: field_at(text, e.span().map_or(0, |s| s.start)),
-                message,
-            }])
-        })?;
+        let to_error = |e: &toml::de::Error| ConfigError {
+            file: path.to_owned(),
+            line: e.span().map(|s| line_of(text, s.start)),
+            field: field_at(text, e.span().map_or(0, |s| s.start)),
+            message: e.message().to_owned(),
+        };
+        let config: Config = match toml::from_str(text) {
+            Ok(config) => config,
+            // A syntax error stops the reading: nothing after it can be
+            // trusted. A wrong key or value does not: each table is read
+            // again alone, so every one of them is listed.
+            Err(e) if toml::from_str::<toml::Table>(text).is_err() => {
+                return Err(ConfigErrors(vec![to_error(&e)]))
+            }
+            Err(e) => {
+                // A block cut where a header-like line sat inside a
+                // multi-line string is not valid TOML alone: it is skipped.
+                let mut errors: Vec<ConfigError> = table_blocks(text)
+                    .into_iter()
+                    .filter(|block| toml::from_str::<toml::Table>(block).is_ok())
+                    .filter_map(|block| toml::from_str::<Config>(&block).err())
+                    .map(|e| to_error(&e))
+                    .collect();
+                if errors.is_empty() {
+                    errors.push(to_error(&e));
+                }
+                return Err(ConfigErrors(errors));
+            }
+        };
         let errors = config.check(text, path);
         if errors.is_empty() {
             Ok(config)
@@ -440,6 +459,52 @@ impl Config {
     }
 }
 
+/// The text of each top-level table of a configuration on its own (a
+/// `[[site]]` with its `[[site.device]]`s, the keys before any header),
+/// everything else blanked out byte for byte so that offsets, and so the
+/// lines of errors, stay those of the whole file.
+fn table_blocks(text: &str) -> Vec<String> {
+    // Where each block starts: the file's start, then every header that
+    // opens a new top-level table or a new element of an array of tables.
+    let mut starts = vec![0];
+    let mut offset = 0;
+    let mut current: Option<&str> = None;
+    for line in text.split_inclusive('\n') {
+        if let Some(inner) = line.trim_start().strip_prefix('[') {
+            let array = inner.starts_with('[');
+            let name = inner.trim_start_matches('[');
+            let name = &name[..name.find(']').unwrap_or(name.len())];
+            let top = name.split('.').next().unwrap_or("").trim();
+            let same_table = current == Some(top);
+            let nested = name.contains('.') && same_table;
+            if !nested && (array || !same_table) {
+                starts.push(offset);
+            }
+            current = Some(top);
+        }
+        offset += line.len();
+    }
+    starts.push(text.len());
+    starts.dedup();
+    let blank = |part: &str| -> String {
+        part.bytes()
+            .map(|b| if b == b'\n' { '\n' } else { ' ' })
+            .collect()
+    };
+    starts
+        .windows(2)
+        .map(|w| {
+            let (from, to) = (w[0], w[1]);
+            format!(
+                "{}{}{}",
+                blank(&text[..from]),
+                &text[from..to],
+                blank(&text[to..])
+            )
+        })
+        .collect()
+}
+
 /// The 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
@@ -511,6 +576,31 @@ mod tests {
         assert!(lines[2].starts_with("test.toml:8: source[1].format: unknown format \"cisco\""));
         assert!(lines[3].starts_with("test.toml:6: source[1].kind: a syslog source needs udp"));
         assert!(lines[4].starts_with("test.toml:16: technician[1].vpn[0]: identity \"DOM\\\\j.martin\" already belongs to technician \"x\""));
+    }
+
+    #[test]
+    fn a_wrong_value_in_each_of_two_tables_lists_both() {
+        let text = "[defaults]\ntimezone = \"Europe/Nowhere\"\n\n[[source]]\nname = \"a\"\nkind = \"tape\"\n\n[[site]]\nid = \"lyon-01\"\nsubnets = [\"10.20.0.0/24\"]\n  [[site.device]]\n  name = \"NVR-01\"\n  ip = \"10.20.0.999\"\n\n[reconcile]\nmatch_margin = \"an hour\"\n";
+        let err = load(text).unwrap_err();
+        let at: Vec<(Option<usize>, &str)> =
+            err.0.iter().map(|e| (e.line, e.field.as_str())).collect();
+        assert_eq!(
+            at,
+            [
+                (Some(2), "timezone"),
+                (Some(6), "kind"),
+                (Some(13), "ip"),
+                (Some(16), "match_margin")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_is_the_only_error_listed() {
+        let err =
+            load("[defaults]\ntimezone = \"UTC\n[reconcile]\nmatch_margin = 3\n").unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert_eq!(err.0[0].line, Some(2));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use anyhow::Context;
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use encoding_rs::Encoding;
-use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
 use vpnledger_parsers::{
@@ -716,9 +716,7 @@ impl Stream {
     pub fn commit(&mut self, store: &mut Store, now: DateTime<Utc>) -> anyhow::Result<()> {
         // Immediate: the digest chain reads the last record and appends
         // to it, so no other writer may slip in between.
-        let tx = store
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = store.write_transaction()?;
         let mut digest = last_digest(&tx)?;
         write_rows(
             &tx,

@@ -560,7 +560,7 @@ pub fn import(
     now: DateTime<Utc>,
 ) -> anyhow::Result<ImportSummary> {
     let mut summary = ImportSummary::default();
-    let tx = store.conn.transaction()?;
+    let tx = store.write_transaction()?;
     for report in reports {
         if report.status == Status::Signed {
             summary.serials_changed += record_part_replacements(&tx, report, inventory, now)?;

@@ -839,7 +839,7 @@ fn link_reconnections(sessions: &mut [Session], grace: Duration) {
 }
 
 fn save(store: &mut Store, gateway: &str, sessions: &[Session]) -> anyhow::Result<()> {
-    let tx = store.conn.transaction()?;
+    let tx = store.write_transaction()?;
     tx.execute("DELETE FROM sessions WHERE gateway = ?1", [gateway])?;
     tx.execute("DELETE FROM stale_sessions WHERE gateway = ?1", [gateway])?;
     {

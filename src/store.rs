@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 /// How long a command waits for another writer (the daemon) to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -208,6 +208,15 @@ pub struct Store {
 }
 
 impl Store {
+    /// Begins a transaction that writes. It takes the write lock at once
+    /// (waiting up to the busy timeout): a transaction that read first
+    /// and then wrote would fail outright, not wait, when another process
+    /// (the daemon, an `ingest`) committed in between.
+    pub fn write_transaction(&mut self) -> rusqlite::Result<Transaction<'_>> {
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+    }
+
     /// Opens (creating if needed) and migrates the store at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -243,21 +252,29 @@ impl Store {
     }
 
     fn migrate(&mut self) -> anyhow::Result<()> {
-        let version: usize = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if version > MIGRATIONS.len() {
-            anyhow::bail!(
-                "the store has schema version {version}, newer than this vpnledger knows ({})",
-                MIGRATIONS.len()
-            );
+        let current = |conn: &Connection| -> anyhow::Result<usize> {
+            let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            if version > MIGRATIONS.len() {
+                anyhow::bail!(
+                    "the store has schema version {version}, newer than this vpnledger knows ({})",
+                    MIGRATIONS.len()
+                );
+            }
+            Ok(version)
+        };
+        if current(&self.conn)? == MIGRATIONS.len() {
+            return Ok(());
         }
+
+        // Upgraded under the write lock, the version read again inside it:
+        // two commands opening a new store at once migrate it once.
+        let tx = self.write_transaction()?;
+        let version = current(&tx)?;
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            let tx = self.conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", index + 1)?;
-            tx.commit()?;
         }
+        tx.commit()?;
         Ok(())
     }
 }

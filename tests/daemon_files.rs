@@ -41,6 +41,29 @@ fn tailing_ledger() -> (Ledger, PathBuf) {
     (probe, logs)
 }
 
+/// Makes an empty file at `path` whose inode is `inode`, freed before:
+/// files are created in `dir` (where the file system looks first) until
+/// one is given it. False when none was within a bounded number of tries.
+fn create_at_inode(dir: &Path, path: &Path, inode: u64) -> bool {
+    let mut spares = Vec::new();
+    let mut found = false;
+    for n in 0..20_000 {
+        // Not `*.log`: the daemon's glob never sees them.
+        let spare = dir.join(format!("spare-{n}.tmp"));
+        File::create(&spare).expect("create a spare file");
+        if fs::metadata(&spare).expect("stat").ino() == inode {
+            fs::rename(&spare, path).expect("rename onto the log");
+            found = true;
+            break;
+        }
+        spares.push(spare);
+    }
+    for spare in spares {
+        fs::remove_file(spare).expect("remove a spare file");
+    }
+    found
+}
+
 /// The program writing its log.
 struct Program {
     path: PathBuf,
@@ -263,12 +286,15 @@ fn restarts_follow_truncation_and_inode_reuse_while_down() {
     wait_for_records(&ledger.db, 180, STORE_TIMEOUT);
     daemon.stop();
 
-    // Deleted, and a new file created at the same inode (ext4 hands the
-    // freed inode to the next file of the folder), same header, shorter.
+    // Deleted, and a new file created at the same inode, same header,
+    // shorter. ext4 hands a freed inode to a later file of the folder, but
+    // not always to the very next one (other files come and go), so files
+    // are made until one gets it.
     let inode = fs::metadata(&live).expect("stat").ino();
     fs::remove_file(&live).expect("delete");
+    let reused = create_at_inode(&logs, &live, inode);
     write(180, 20, true);
-    let reused = fs::metadata(&live).expect("stat").ino() == inode;
+    assert_eq!(fs::metadata(&live).expect("stat").ino() == inode, reused);
     let mut daemon = Daemon::start(&ledger);
     wait_for_records(&ledger.db, 200, STORE_TIMEOUT);
 

@@ -56,6 +56,10 @@ const DRAIN_AFTER_ROTATION: Duration = Duration::from_secs(30);
 const RESCAN: Duration = Duration::from_secs(5);
 /// How often the stop signal is looked at while waiting for events.
 const STOP_CHECK: Duration = Duration::from_millis(100);
+/// On stop, how long the last pass may read what writers added since the
+/// last wake-up: short of the daemon's bound on a source's stop, and what
+/// it leaves is read from the checkpoint at the next start.
+const LAST_PASS: Duration = Duration::from_secs(2);
 /// The longest first line looked at to name a file.
 const MAX_FIRST_LINE: usize = 64 << 10;
 /// A copy made by copytruncate was written moments ago; older files in
@@ -177,7 +181,7 @@ impl FileSource {
             }
 
             // Read what is new; a failure here is retried at the next pass.
-            match self.scan(&mut tails, &checkpoints) {
+            match self.scan(&mut tails, &checkpoints, None) {
                 Ok(found) => {
                     if found == 0 && !reported_missing {
                         warn!(source = %name, pattern = %self.pattern, "no file matches yet; waiting for one");
@@ -210,6 +214,13 @@ impl FileSource {
                 }
             }
         }
+        // Stopping: lines written just before the signal (a burst whose
+        // file event has not woken us yet) are read now, so the store is
+        // current when the daemon exits.
+        let until = Instant::now() + LAST_PASS;
+        if let Err(e) = self.scan(&mut tails, &checkpoints, Some(until)) {
+            debug!(source = %name, error = %e, "last pass cut short");
+        }
         info!(source = %name, "stopped");
         Ok(())
     }
@@ -220,10 +231,13 @@ impl FileSource {
 
     /// One pass: find the files at the watched paths, read what is new in
     /// every followed file. Returns how many files match the pattern.
+    /// Reading ends at the stop signal, or for the last pass (`last_pass`)
+    /// at that instant.
     fn scan(
         &self,
         tails: &mut HashMap<String, Tail>,
         checkpoints: &rusqlite::Connection,
+        last_pass: Option<Instant>,
     ) -> anyhow::Result<usize> {
         let now = Instant::now();
 
@@ -291,7 +305,7 @@ impl FileSource {
             let len = tail.file.metadata()?.len();
             if len > tail.offset {
                 tail.last_active = now;
-                self.read_new(tail)?;
+                self.read_new(tail, last_pass)?;
             }
             if !tail.watched && now.duration_since(tail.last_active) > DRAIN_AFTER_ROTATION {
                 finished.push(identity);
@@ -443,12 +457,17 @@ impl FileSource {
         Ok(false)
     }
 
-    /// Reads the complete lines after `tail.offset` and hands them over.
-    fn read_new(&self, tail: &mut Tail) -> anyhow::Result<()> {
+    /// Reads the complete lines after `tail.offset` and hands them over,
+    /// until the stop signal or the end of the last pass.
+    fn read_new(&self, tail: &mut Tail, last_pass: Option<Instant>) -> anyhow::Result<()> {
         loop {
             // What is not read when we stop is read from the checkpoint at
             // the next start.
-            if self.stopped() {
+            let over = match last_pass {
+                Some(until) => Instant::now() >= until,
+                None => self.stopped(),
+            };
+            if over {
                 return Ok(());
             }
 
