@@ -3,7 +3,7 @@
 //! `cargo bench -p vpnledger-parsers --bench allocations`. A counting
 //! global allocator wraps the system's; each parser reads its line set once
 //! to warm up, then ten times counted. The envelope parsers with UTC
-//! conversion must not allocate at all (issue 6's target): the run fails if
+//! conversion must not allocate at all (a target of ours): the run fails if
 //! they do. The other figures are printed for the record.
 //!
 //! This is its own benchmark binary so that the counter costs the
