@@ -284,23 +284,23 @@ impl Config {
         let config: Config = match toml::from_str(text) {
             Ok(config) => config,
             // A syntax error stops the reading: nothing after it can be
-            // trusted. A wrong key or value does not: each table is read
-            // again alone, so every one of them is listed.
+            // trusted.
             Err(e) if toml::from_str::<toml::Table>(text).is_err() => {
                 return Err(ConfigErrors(vec![to_error(&e)]))
             }
+            // A wrong key or value does not: each table is read again on
+            // its own, so that every one of them is listed.
             Err(e) => {
-                // A block cut where a header-like line sat inside a
-                // multi-line string is not valid TOML alone: it is skipped.
-                let mut errors: Vec<ConfigError> = table_blocks(text)
+                let mut errors: Vec<ConfigError> = sections(text)
                     .into_iter()
-                    .filter(|block| toml::from_str::<toml::Table>(block).is_ok())
-                    .filter_map(|block| toml::from_str::<Config>(&block).err())
+                    .flat_map(|section| section_errors(text, &section))
                     .map(|e| to_error(&e))
                     .collect();
-                if errors.is_empty() {
-                    errors.push(to_error(&e));
+                let first = to_error(&e);
+                if !errors.iter().any(|known| known.line == first.line) {
+                    errors.push(first);
                 }
+                errors.sort_by_key(|e| e.line);
                 return Err(ConfigErrors(errors));
             }
         };
@@ -459,50 +459,108 @@ impl Config {
     }
 }
 
-/// The text of each top-level table of a configuration on its own (a
-/// `[[site]]` with its `[[site.device]]`s, the keys before any header),
-/// everything else blanked out byte for byte so that offsets, and so the
-/// lines of errors, stay those of the whole file.
-fn table_blocks(text: &str) -> Vec<String> {
-    // Where each block starts: the file's start, then every header that
-    // opens a new top-level table or a new element of an array of tables.
-    let mut starts = vec![0];
+/// The most errors listed for one table.
+const MAX_ERRORS_PER_TABLE: usize = 32;
+
+/// One table of a configuration file: its header's name (`""` for the
+/// keys before any header) and the byte range of its keys.
+struct Section {
+    name: String,
+    keys: std::ops::Range<usize>,
+}
+
+/// The tables of a configuration, each `[[site.device]]` apart from its
+/// `[[site]]`.
+fn sections(text: &str) -> Vec<Section> {
+    let mut sections = vec![Section {
+        name: String::new(),
+        keys: 0..0,
+    }];
     let mut offset = 0;
-    let mut current: Option<&str> = None;
     for line in text.split_inclusive('\n') {
-        if let Some(inner) = line.trim_start().strip_prefix('[') {
-            let array = inner.starts_with('[');
-            let name = inner.trim_start_matches('[');
-            let name = &name[..name.find(']').unwrap_or(name.len())];
-            let top = name.split('.').next().unwrap_or("").trim();
-            let same_table = current == Some(top);
-            let nested = name.contains('.') && same_table;
-            if !nested && (array || !same_table) {
-                starts.push(offset);
-            }
-            current = Some(top);
-        }
+        let trimmed = line.trim();
+        let header = trimmed
+            .strip_prefix("[[")
+            .and_then(|h| h.split_once("]]"))
+            .or_else(|| trimmed.strip_prefix('[').and_then(|h| h.split_once(']')))
+            .filter(|(_, rest)| rest.trim().is_empty() || rest.trim().starts_with('#'));
         offset += line.len();
+        match header {
+            Some((name, _)) => sections.push(Section {
+                name: name.trim().to_owned(),
+                keys: offset..offset,
+            }),
+            None => sections.last_mut().expect("one at least").keys.end = offset,
+        }
     }
-    starts.push(text.len());
-    starts.dedup();
+    sections
+}
+
+/// Every wrong key or value of one table, read alone as the type its
+/// header names. After each error its line is blanked and the table read
+/// again, until it reads or a required key is what is missing.
+fn section_errors(text: &str, section: &Section) -> Vec<toml::de::Error> {
+    fn read<T: serde::de::DeserializeOwned>(block: &str) -> Option<toml::de::Error> {
+        toml::from_str::<T>(block).err()
+    }
+    let read: fn(&str) -> Option<toml::de::Error> = match section.name.as_str() {
+        "" => read::<Config>,
+        "store" => read::<StoreConfig>,
+        "defaults" => read::<Defaults>,
+        "source" => read::<SourceConfig>,
+        "site" => read::<SiteConfig>,
+        "site.device" => read::<DeviceConfig>,
+        "technician" => read::<TechnicianConfig>,
+        "reconcile" => read::<ReconcileConfig>,
+        "api" => read::<ApiConfig>,
+        // An unknown table: the whole file's error names it.
+        _ => return Vec::new(),
+    };
+
+    // The table's keys where they are in the file, all else blanked byte
+    // for byte, so that offsets and lines stay the file's.
     let blank = |part: &str| -> String {
         part.bytes()
             .map(|b| if b == b'\n' { '\n' } else { ' ' })
             .collect()
     };
-    starts
-        .windows(2)
-        .map(|w| {
-            let (from, to) = (w[0], w[1]);
-            format!(
-                "{}{}{}",
-                blank(&text[..from]),
-                &text[from..to],
-                blank(&text[to..])
-            )
-        })
-        .collect()
+    let (from, to) = (section.keys.start, section.keys.end);
+    let mut block = format!(
+        "{}{}{}",
+        blank(&text[..from]),
+        &text[from..to],
+        blank(&text[to..])
+    );
+
+    let mut errors = Vec::new();
+    let mut blanked: Vec<String> = Vec::new();
+    while let Some(e) = read(&block) {
+        let missing_blanked = blanked
+            .iter()
+            .any(|key| e.message().contains(&format!("missing field `{key}`")));
+        if missing_blanked {
+            break;
+        }
+        let Some(at) = e
+            .span()
+            .map(|s| s.start)
+            .filter(|at| (from..to).contains(at))
+        else {
+            errors.push(e);
+            break;
+        };
+        let line_start = block[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = block[at..].find('\n').map_or(block.len(), |i| at + i);
+        blanked.push(field_at(&block, at));
+        errors.push(e);
+        let blank_line = blank(&block[line_start..line_end]);
+        block.replace_range(line_start..line_end, &blank_line);
+        // A value over several lines, cut by the blanking: stop there.
+        if errors.len() >= MAX_ERRORS_PER_TABLE || toml::from_str::<toml::Table>(&block).is_err() {
+            break;
+        }
+    }
+    errors
 }
 
 /// The 1-based line of a byte offset.
@@ -592,6 +650,25 @@ mod tests {
                 (Some(13), "ip"),
                 (Some(16), "match_margin")
             ]
+        );
+    }
+
+    #[test]
+    fn every_wrong_key_and_value_of_one_site_is_listed() {
+        let text = "[[site]]\nid = \"lyon-01\"\ncolour = \"blue\"\nsubnets = [\"172.16.40.0/33\"]\n\n  [[site.device]]\n  name = \"NVR-01\"\n  ip = \"10.20.0.300\"\n\n  [[site.device]]\n  name = \"CAM-01\"\n  ip = \"10.20.0.13\"\n\n  [[site.device]]\n  name = \"CAM-02\"\n  ip = \"10.20.0.1.4\"\n  serial = 7\n";
+        let err = load(text).unwrap_err();
+        let at: Vec<(Option<usize>, &str)> =
+            err.0.iter().map(|e| (e.line, e.field.as_str())).collect();
+        assert_eq!(
+            at,
+            [
+                (Some(3), "colour"),
+                (Some(4), "subnets"),
+                (Some(8), "ip"),
+                (Some(16), "ip"),
+                (Some(17), "serial")
+            ],
+            "{err}"
         );
     }
 

@@ -176,6 +176,14 @@ async fn main_loop(shared: Arc<Shared>, config_path: PathBuf) -> anyhow::Result<
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
 
+    // The API first: a port already in use stops the start before any
+    // source reads or the writer runs.
+    let config = shared.config.read().expect("config lock").clone();
+    let api = match config.api.listen {
+        Some(addr) => Some(crate::api::serve(addr, shared.clone()).await?),
+        None => None,
+    };
+
     // The writer, on a thread of its own; it says when it ends.
     let (tx, rx) = mpsc::channel::<Batch>(CHANNEL_BATCHES);
     let (writer_done_tx, mut writer_done) = oneshot::channel::<anyhow::Result<()>>();
@@ -190,14 +198,14 @@ async fn main_loop(shared: Arc<Shared>, config_path: PathBuf) -> anyhow::Result<
             })?;
     }
 
-    // The sources, then the API.
+    // The sources. Should they not start, the writer is let finish
+    // before the runtime goes away under it.
     let mut sources = Sources::new(tx, shared.clone());
-    let config = shared.config.read().expect("config lock").clone();
-    sources.apply(&config)?;
-    let api = match config.api.listen {
-        Some(addr) => Some(crate::api::serve(addr, shared.clone()).await?),
-        None => None,
-    };
+    if let Err(e) = sources.apply(&config) {
+        drop(sources);
+        let _ = writer_done.await;
+        return Err(e);
+    }
     let status = shared.status_line();
     let _ = sd_notify::notify(
         false,

@@ -228,8 +228,24 @@ impl Context {
         })
     }
 
+    /// The store, created if there is none yet: for the commands that
+    /// write into it.
     fn store(&self) -> anyhow::Result<Store> {
         Store::open(&self.config.store_path(self.db.as_deref()))
+    }
+
+    /// The store, which must exist: a command that only reads it answers
+    /// from a mistyped path with an error, not with an empty new store.
+    fn existing_store(&self) -> anyhow::Result<Store> {
+        let path = self.config.store_path(self.db.as_deref());
+        if !path.exists() {
+            return Err(BadInput(format!(
+                "{}: no store here (`ingest`, `reports import` or `run` creates it)",
+                path.display()
+            ))
+            .into());
+        }
+        Store::open(&path)
     }
 
     fn inventory(&self) -> Inventory {
@@ -435,8 +451,14 @@ fn cmd_ingest(
         gateways.iter().cloned(),
     )?;
     println!(
-        "ingested {} file(s): {} new line(s), {} record(s) with events ({} traffic), {} unparsed line(s) kept; {} file(s) had nothing new",
-        total.files, total.lines, total.records, total.traffic, total.unparsed, total.unchanged_files
+        "ingested {} file(s): {} new line(s), {} record(s) with events ({} traffic), {} unparsed line(s) kept, {} read without a VPN fact (not stored); {} file(s) had nothing new",
+        total.files,
+        total.lines,
+        total.records,
+        total.traffic,
+        total.unparsed,
+        total.lines.saturating_sub(total.records + total.unparsed),
+        total.unchanged_files
     );
     if total.partial_lines > 0 {
         println!(
@@ -460,7 +482,7 @@ fn cmd_sessions(
     json: bool,
     csv: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = ctx.store()?;
+    let store = ctx.existing_store()?;
     let mut list = sessions::load(&store.conn, filter)?;
     if unreported {
         // What some report already covers, at its site.
@@ -569,7 +591,10 @@ fn cmd_sessions(
 }
 
 fn cmd_reports(ctx: &Context, command: ReportsCommand) -> anyhow::Result<ExitCode> {
-    let mut store = ctx.store()?;
+    let mut store = match command {
+        ReportsCommand::Import { .. } => ctx.store()?,
+        _ => ctx.existing_store()?,
+    };
     let inventory = ctx.inventory();
     match command {
         ReportsCommand::Import { file } => {
@@ -785,7 +810,7 @@ fn cmd_audit(
     json: bool,
     csv: bool,
 ) -> anyhow::Result<ExitCode> {
-    let store = ctx.store()?;
+    let store = ctx.existing_store()?;
     let all_reports = reports::load_all(&store)?;
     let all_sessions = sessions::load(&store.conn, &SessionFilter::default())?;
     let found = reconcile::audit(
@@ -882,7 +907,7 @@ fn cmd_resolve(
     note: &str,
     by: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let store = ctx.store()?;
+    let store = ctx.existing_store()?;
     let all_reports = reports::load_all(&store)?;
     let all_sessions = sessions::load(&store.conn, &SessionFilter::default())?;
     let found = reconcile::audit(
@@ -915,7 +940,7 @@ fn cmd_resolve(
 }
 
 fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
-    let store = ctx.store()?;
+    let store = ctx.existing_store()?;
     let mut stmt = store.conn.prepare(
         "SELECT id, source, fingerprint, line, ts, raw, digest FROM records ORDER BY id",
     )?;

@@ -227,7 +227,8 @@ impl Store {
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .with_context(|| format!("cannot use the store {}", path.display()))?;
         // With WAL, NORMAL syncs at checkpoints only: a power cut may lose
         // the last commits, never corrupt the file or split a commit, so a
         // checkpoint and its data still land together or not at all.

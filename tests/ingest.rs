@@ -504,3 +504,39 @@ fn site_tunnels_are_stored_as_tunnel_events_and_make_no_session() {
         ]
     );
 }
+
+#[test]
+fn reading_commands_refuse_a_store_that_does_not_exist() {
+    let ledger = Ledger::new();
+    for args in [
+        &["sessions"][..],
+        &["audit"],
+        &["verify"],
+        &["reports", "export", "--json"],
+    ] {
+        let out = ledger.run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("no store here"), "{args:?}: {stderr}");
+    }
+    assert!(!ledger.db.exists(), "a reading command created the store");
+}
+
+#[test]
+fn lines_without_a_vpn_fact_are_counted_in_the_summary() {
+    let ledger = Ledger::new();
+    let log = write_log(
+        &ledger,
+        "noise.log",
+        &[
+            "Mar 12 09:14:00 vpn-lyon openvpn[1873]: 198.51.100.23:51734 VERIFY OK: depth=0, CN=j.martin",
+            "Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:51734",
+            "Mar 12 09:14:04 vpn-lyon cron[311]: (root) CMD (run-parts /etc/cron.hourly)",
+        ],
+    );
+    let out = ledger.ok(&["ingest", "--year", "2024", &log]);
+    assert!(
+        out.contains("3 new line(s), 1 record(s) with events (0 traffic), 0 unparsed line(s) kept, 2 read without a VPN fact (not stored)"),
+        "{out}"
+    );
+}

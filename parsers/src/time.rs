@@ -53,11 +53,17 @@ pub enum TimeError {
     NoSuchDate { year: i32, month: u32, day: u32 },
 }
 
+/// How far ahead of the received date a year-less line may be dated: a
+/// sender whose clock runs a little ahead on New Year's Eve.
+const CLOCK_AHEAD_DAYS: u64 = 1;
+
 /// How a line without a year gets one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum YearRule {
     /// Live sources: the year that puts the line closest to when it was
-    /// received (a `Dec 31` line received on Jan 1 is last year's).
+    /// received without putting it more than a day after it (a `Dec 31`
+    /// line received on Jan 1 is last year's, a `Mar 12` line received in
+    /// December this year's).
     ClosestToReceived,
     /// A file read in one pass: `year` is the year of the line being read,
     /// rolling into the next year when the month goes back.
@@ -191,16 +197,17 @@ impl TimeResolver {
                 })
             }
             YearRule::ClosestToReceived => {
+                // The latest year that does not put the line in the future:
+                // a gateway's clock may run ahead of ours a little, never
+                // by most of a year, so a `Mar 12` line received in December
+                // is from this March, not next year's.
                 let local_received = received.with_timezone(&self.zone).naive_local();
+                let latest = local_received.date() + chrono::Days::new(CLOCK_AHEAD_DAYS);
                 let base = local_received.year();
-                [base - 1, base, base + 1]
+                [base + 1, base, base - 1]
                     .into_iter()
                     .filter_map(|y| NaiveDate::from_ymd_opt(y, month, day))
-                    .min_by_key(|d| {
-                        (d.and_time(local_received.time()) - local_received)
-                            .num_seconds()
-                            .abs()
-                    })
+                    .find(|d| *d <= latest)
                     .ok_or(TimeError::NoSuchDate {
                         year: base,
                         month,
@@ -302,6 +309,22 @@ mod tests {
             .resolve(&year_less(1, 1, 0, 0, 2), utc("2025-01-01T00:00:03Z"))
             .unwrap();
         assert_eq!(got.at, utc("2024-12-31T23:00:02Z"));
+    }
+
+    #[test]
+    fn a_live_line_is_never_dated_months_ahead() {
+        let mut r = TimeResolver::new(chrono_tz::Europe::Paris, YearRule::ClosestToReceived);
+        let received = utc("2026-12-04T06:00:00Z");
+        let got = r.resolve(&year_less(3, 12, 9, 14, 3), received).unwrap();
+        assert_eq!(got.at, utc("2026-03-12T08:14:03Z"));
+        // A sender a few hours ahead across New Year's Eve.
+        let got = r
+            .resolve(&year_less(1, 1, 0, 0, 5), utc("2026-12-31T22:30:00Z"))
+            .unwrap();
+        assert_eq!(got.at, utc("2026-12-31T23:00:05Z"));
+        // The same day last year, not a year ahead.
+        let got = r.resolve(&year_less(12, 4, 8, 0, 0), received).unwrap();
+        assert_eq!(got.at, utc("2026-12-04T07:00:00Z"));
     }
 
     #[test]
