@@ -20,7 +20,7 @@ use anyhow::Context;
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use encoding_rs::Encoding;
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
 use vpnledger_parsers::{
@@ -184,7 +184,7 @@ pub fn ingest_inputs(
 }
 
 /// The identity of a file: a digest of its first line.
-fn fingerprint(bytes: &[u8]) -> String {
+pub fn fingerprint(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     crate::store::hex(&digest[..16])
 }
@@ -194,13 +194,16 @@ struct Checkpoint {
     line: u64,
     year: Option<i32>,
     last_month: Option<u32>,
+    /// How many bytes before `offset` `tail` covers.
+    tail_len: u64,
+    /// The digest of those bytes.
+    tail: Option<String>,
 }
 
-fn load_checkpoint(store: &Store, fingerprint: &str) -> anyhow::Result<Option<Checkpoint>> {
-    Ok(store
-        .conn
+fn load_checkpoint(conn: &Connection, fingerprint: &str) -> anyhow::Result<Option<Checkpoint>> {
+    Ok(conn
         .query_row(
-            "SELECT offset, line, year, last_month FROM checkpoints WHERE fingerprint = ?1",
+            "SELECT offset, line, year, last_month, tail_len, tail FROM checkpoints WHERE fingerprint = ?1",
             [fingerprint],
             |r| {
                 Ok(Checkpoint {
@@ -208,15 +211,62 @@ fn load_checkpoint(store: &Store, fingerprint: &str) -> anyhow::Result<Option<Ch
                     line: r.get::<_, i64>(1)? as u64,
                     year: r.get(2)?,
                     last_month: r.get(3)?,
+                    tail_len: r.get::<_, i64>(4)? as u64,
+                    tail: r.get(5)?,
                 })
             },
         )
         .optional()?)
 }
 
+/// The most bytes before a checkpoint's offset that its digest covers.
+const TAIL_BYTES: usize = 256;
+/// The most files with one first line told apart.
+const MAX_GENERATIONS: u32 = 10_000;
+
+/// The digest of the bytes just before a checkpoint's offset.
+fn tail_digest(bytes: &[u8]) -> String {
+    crate::store::hex(&Sha256::digest(bytes)[..16])
+}
+
+/// Which identity a file whose first line has digest `digest` is, and
+/// where reading it resumes. Files are named by their first line, but two
+/// files can share one (a header, a banner, a file rewritten from the
+/// start): a checkpoint is this file's only if the bytes before its offset
+/// are the ones read then. Otherwise the next identity of that first line
+/// is tried (`digest#2`, `digest#3`, ...), and the first one never used
+/// names a new file, read from its start.
+pub fn resume_point(conn: &Connection, digest: &str, file: &File) -> anyhow::Result<(String, u64)> {
+    use std::os::unix::fs::FileExt;
+
+    let len = file.metadata()?.len();
+    for generation in 1..=MAX_GENERATIONS {
+        let identity = match generation {
+            1 => digest.to_owned(),
+            g => format!("{digest}#{g}"),
+        };
+        let Some(checkpoint) = load_checkpoint(conn, &identity)? else {
+            return Ok((identity, 0));
+        };
+        if checkpoint.offset > len {
+            continue;
+        }
+        let Some(tail) = checkpoint.tail.filter(|_| checkpoint.tail_len > 0) else {
+            return Ok((identity, checkpoint.offset));
+        };
+        let tail_len = checkpoint.tail_len.min(checkpoint.offset);
+        let mut bytes = vec![0; tail_len as usize];
+        file.read_exact_at(&mut bytes, checkpoint.offset - tail_len)?;
+        if tail_digest(&bytes) == tail {
+            return Ok((identity, checkpoint.offset));
+        }
+    }
+    anyhow::bail!("more than {MAX_GENERATIONS} different files begin with the same line")
+}
+
 /// The committed position of an identity (a file offset, a Loki cursor).
 pub fn checkpoint_offset(store: &Store, key: &str) -> anyhow::Result<Option<u64>> {
-    Ok(load_checkpoint(store, key)?.map(|c| c.offset))
+    Ok(load_checkpoint(&store.conn, key)?.map(|c| c.offset))
 }
 
 /// Reads one input into the store.
@@ -280,8 +330,19 @@ pub fn ingest(
         });
     }
 
-    let fingerprint = fingerprint(&first);
-    let has_checkpoint = load_checkpoint(store, &fingerprint)?.is_some();
+    // The file's identity: its first line's, told apart from other files
+    // with the same first line by what lies before the checkpoint.
+    // Standard input cannot be read back: it is checked as it is skipped.
+    let digest = fingerprint(&first);
+    let fingerprint = match input_path(&label) {
+        Some(path) => {
+            let file = File::open(&path)
+                .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
+            resume_point(&store.conn, &digest, &file)?.0
+        }
+        None => digest,
+    };
+    let has_checkpoint = load_checkpoint(&store.conn, &fingerprint)?.is_some();
 
     // The year of the first line, when the file is new to the store.
     let first_year = if has_checkpoint {
@@ -309,7 +370,15 @@ pub fn ingest(
         year_rule,
     )?;
 
-    let mut reader = reader_at(input_path(&label).as_deref(), reader, first, stream.offset)?;
+    let expected_tail = load_checkpoint(&store.conn, &stream.fingerprint)?
+        .and_then(|c| c.tail.filter(|_| c.tail_len > 0).map(|t| (c.tail_len, t)));
+    let mut reader = reader_at(
+        input_path(&label).as_deref(),
+        reader,
+        first,
+        stream.offset,
+        expected_tail,
+    )?;
     let mut buffer = Vec::with_capacity(4096);
     loop {
         buffer.clear();
@@ -341,31 +410,76 @@ fn input_path(label: &str) -> Option<PathBuf> {
 }
 
 /// A reader positioned at `offset`: seek in a file, skip on stdin.
+/// A reader of the input from `offset` on. A file is opened again and
+/// sought; standard input is read through, and what it skips must end
+/// with the bytes the checkpoint's digest covers (`expected_tail`).
 fn reader_at(
     path: Option<&Path>,
     mut reader: Box<dyn BufRead>,
     first: Vec<u8>,
     offset: u64,
+    expected_tail: Option<(u64, String)>,
 ) -> anyhow::Result<Box<dyn BufRead>> {
-    match path {
-        Some(path) => {
-            let mut file = File::open(path)
-                .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
-            file.seek(SeekFrom::Start(offset))?;
-            Ok(Box::new(BufReader::with_capacity(1 << 20, file)))
+    if let Some(path) = path {
+        let mut file = File::open(path)
+            .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
+        file.seek(SeekFrom::Start(offset))?;
+        return Ok(Box::new(BufReader::with_capacity(1 << 20, file)));
+    }
+    if offset == 0 {
+        return Ok(Box::new(std::io::Cursor::new(first).chain(reader)));
+    }
+    let mut skipped = TailWindow::default();
+    skipped.push(&first);
+    std::io::copy(
+        &mut (&mut reader).take(offset.saturating_sub(first.len() as u64)),
+        &mut skipped,
+    )?;
+    if let Some((len, digest)) = expected_tail {
+        if tail_digest(skipped.last(len as usize)) != digest {
+            return Err(BadInput(
+                "-: standard input begins like a file read before but does not go on like it; \
+                 give the file's path, so that it is told apart from the other"
+                    .to_owned(),
+            )
+            .into());
         }
-        None => {
-            let first_len = first.len() as u64;
-            if offset == 0 {
-                Ok(Box::new(std::io::Cursor::new(first).chain(reader)))
-            } else {
-                std::io::copy(
-                    &mut (&mut reader).take(offset.saturating_sub(first_len)),
-                    &mut std::io::sink(),
-                )?;
-                Ok(reader)
-            }
-        }
+    }
+    Ok(reader)
+}
+
+/// The last bytes read, up to [`TAIL_BYTES`]: what a checkpoint's digest
+/// covers.
+#[derive(Default)]
+struct TailWindow {
+    bytes: Vec<u8>,
+}
+
+impl TailWindow {
+    fn push(&mut self, more: &[u8]) {
+        let more = &more[more.len().saturating_sub(TAIL_BYTES)..];
+        let excess = (self.bytes.len() + more.len()).saturating_sub(TAIL_BYTES);
+        self.bytes.drain(..excess);
+        self.bytes.extend_from_slice(more);
+    }
+
+    fn last(&self, n: usize) -> &[u8] {
+        &self.bytes[self.bytes.len().saturating_sub(n)..]
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+    }
+}
+
+impl std::io::Write for TailWindow {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.push(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -479,6 +593,9 @@ pub struct Stream {
     pub offset: u64,
     /// Number of the last line read.
     pub line: u64,
+    /// The bytes just before `offset`, as far as this stream read them:
+    /// their digest goes into the checkpoint.
+    tail: TailWindow,
     /// Whether a checkpoint is kept: files and Loki cursors yes; a syslog
     /// listener's stream has nothing to resume from.
     checkpointed: bool,
@@ -523,7 +640,7 @@ impl Stream {
         path: String,
         new_year: YearRule,
     ) -> anyhow::Result<Stream> {
-        let checkpoint = load_checkpoint(store, &fingerprint)?;
+        let checkpoint = load_checkpoint(&store.conn, &fingerprint)?;
         let (offset, line, year) = match checkpoint {
             Some(c) => {
                 let year = match (new_year, c.year) {
@@ -545,6 +662,7 @@ impl Stream {
             path,
             offset,
             line,
+            tail: TailWindow::default(),
             checkpointed: true,
             truncated: false,
             rows: Vec::new(),
@@ -567,6 +685,7 @@ impl Stream {
             path,
             offset: 0,
             line: 0,
+            tail: TailWindow::default(),
             checkpointed: false,
             truncated: false,
             rows: Vec::new(),
@@ -605,6 +724,9 @@ impl Stream {
     /// Moves the checkpoint to a position of the source's own (a Loki
     /// cursor) after reading its lines.
     pub fn set_position(&mut self, offset: u64) {
+        if offset != self.offset {
+            self.tail.clear();
+        }
         self.offset = offset;
     }
 
@@ -613,6 +735,7 @@ impl Stream {
     pub fn read_line(&mut self, raw_with_newline: &[u8], received: DateTime<Utc>) {
         let line_offset = self.offset;
         self.offset += raw_with_newline.len() as u64;
+        self.tail.push(raw_with_newline);
         self.line += 1;
         self.summary.lines += 1;
         let raw = trim_newline(raw_with_newline);
@@ -744,11 +867,19 @@ impl Stream {
             YearRule::Sequential { year, last_month } => (Some(year), last_month),
             YearRule::ClosestToReceived => (None, None),
         };
+        // The digest of the bytes before the offset; a stream that read
+        // nothing since it resumed keeps the one committed before.
+        let tail = &self.tail.bytes;
         tx.execute(
-            "INSERT INTO checkpoints (fingerprint, source, path, offset, line, year, last_month, lines_read, updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8)
+            "INSERT INTO checkpoints (fingerprint, source, path, offset, line, year, last_month, lines_read, updated, tail_len, tail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10)
              ON CONFLICT(fingerprint) DO UPDATE SET
-               source = excluded.source, path = excluded.path, offset = excluded.offset,
+               source = excluded.source, path = excluded.path,
+               tail_len = CASE WHEN excluded.tail_len > 0 OR excluded.offset != checkpoints.offset
+                               THEN excluded.tail_len ELSE checkpoints.tail_len END,
+               tail = CASE WHEN excluded.tail_len > 0 OR excluded.offset != checkpoints.offset
+                           THEN excluded.tail ELSE checkpoints.tail END,
+               offset = excluded.offset,
                line = excluded.line, year = excluded.year, last_month = excluded.last_month,
                lines_read = excluded.lines_read, updated = excluded.updated",
             params![
@@ -760,6 +891,8 @@ impl Stream {
                 year,
                 last_month,
                 to_micros(now),
+                tail.len() as i64,
+                (!tail.is_empty()).then(|| tail_digest(tail)),
             ],
         )?;
         tx.commit()?;
@@ -1144,7 +1277,7 @@ pub fn ingest_snapshot(
         return ingest_status(store, label, content, settings, received);
     }
     let identity = fingerprint(content);
-    if load_checkpoint(store, &identity)?.is_some() {
+    if load_checkpoint(&store.conn, &identity)?.is_some() {
         return Ok(IngestSummary {
             files: 1,
             unchanged_files: 1,
@@ -1176,7 +1309,7 @@ fn ingest_status(
     received: DateTime<Utc>,
 ) -> anyhow::Result<IngestSummary> {
     let fingerprint = fingerprint(content);
-    if load_checkpoint(store, &fingerprint)?.is_some() {
+    if load_checkpoint(&store.conn, &fingerprint)?.is_some() {
         return Ok(IngestSummary {
             files: 1,
             unchanged_files: 1,

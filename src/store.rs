@@ -200,6 +200,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE stale_sessions (gateway TEXT PRIMARY KEY) WITHOUT ROWID;
     INSERT OR IGNORE INTO stale_sessions SELECT DISTINCT gateway FROM events;
     "#,
+    // 7: a file checkpoint keeps a digest of the bytes just before its
+    // offset, so that another file with the same first line is not taken
+    // for the one read before (0 bytes: nothing to compare, as before).
+    r#"
+    ALTER TABLE checkpoints ADD COLUMN tail_len INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE checkpoints ADD COLUMN tail TEXT;
+    "#,
 ];
 
 /// An open store.

@@ -540,3 +540,69 @@ fn lines_without_a_vpn_fact_are_counted_in_the_summary() {
         "{out}"
     );
 }
+
+/// Two files can begin with the same line (a banner, a header): the second
+/// is not taken for the first grown, and none of its lines is skipped.
+#[test]
+fn a_file_with_another_files_first_line_is_read_whole() {
+    let ledger = Ledger::new();
+    let banner = "Mar 12 09:00:00 vpn-lyon syslogd: restart";
+    let start = |n: u32, user: &str, port: u32| {
+        format!("Mar 12 09:{n:02}:03 vpn-lyon openvpn[1873]: 198.51.100.23:{port} [{user}] Peer Connection Initiated with [AF_INET]198.51.100.23:{port}")
+    };
+    let a = write_log(
+        &ledger,
+        "a.log",
+        &[
+            banner,
+            &start(10, "j.martin", 51734),
+            &start(11, "j.martin", 51735),
+        ],
+    );
+    let c = write_log(
+        &ledger,
+        "c.log",
+        &[
+            banner,
+            &start(20, "s.bernard", 40112),
+            &start(21, "s.bernard", 40113),
+            &start(22, "s.bernard", 40114),
+        ],
+    );
+    ledger.ok(&["ingest", "--year", "2024", "--source", "vpn-lyon", &a]);
+    let out = ledger.ok(&["ingest", "--year", "2024", "--source", "vpn-lyon", &c]);
+    assert!(out.contains("4 new line(s), 3 record(s)"), "{out}");
+    let users: Vec<String> = ledger
+        .sessions()
+        .iter()
+        .map(|s| s["user"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        users.iter().filter(|u| *u == "s.bernard").count(),
+        3,
+        "{users:?}"
+    );
+    assert_eq!(ledger.count("unparsed"), 0);
+
+    // Both again, and from standard input: nothing new.
+    for file in [&a, &c] {
+        let out = ledger.ok(&["ingest", "--year", "2024", "--source", "vpn-lyon", file]);
+        assert!(out.contains(" 0 new line(s)"), "{out}");
+    }
+    let out = ledger
+        .command(&["ingest", "--year", "2024", "--source", "vpn-lyon", "-"])
+        .stdin(std::fs::File::open(&a).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 new line(s)"));
+
+    // c grown: read on from where it stopped.
+    let mut grown = std::fs::read_to_string(&c).unwrap();
+    grown.push_str(&start(23, "s.bernard", 40115));
+    grown.push('\n');
+    std::fs::write(&c, grown).unwrap();
+    let out = ledger.ok(&["ingest", "--year", "2024", "--source", "vpn-lyon", &c]);
+    assert!(out.contains("1 new line(s), 1 record(s)"), "{out}");
+    assert_eq!(ledger.sessions().len(), 6);
+}

@@ -37,12 +37,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use notify::{RecursiveMode, Watcher};
-use rusqlite::OptionalExtension;
-use sha2::{Digest, Sha256};
 use tracing::{debug, info, warn};
 
 use super::{Batch, BatchSender, StopSignal};
-use crate::ingest::SourceSettings;
+use crate::ingest::{fingerprint, SourceSettings};
 
 /// The most lines one batch carries: one transaction in the writer.
 const BATCH_LINES: usize = 2_000;
@@ -109,16 +107,10 @@ fn first_line(file: &mut File) -> std::io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// The identity of a file from its first line, as `ingest` computes it.
-pub fn fingerprint(first_line: &[u8]) -> String {
-    let digest = Sha256::digest(first_line);
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The first-line digest an identity starts with (`digest` or
-/// `digest@inode[.generation]`).
+/// The first-line digest an identity starts with (`digest`, or `digest#2`
+/// and on for other files that begin with the same line).
 fn digest_of(identity: &str) -> &str {
-    identity.split('@').next().unwrap_or(identity)
+    identity.split('#').next().unwrap_or(identity)
 }
 
 /// The tailer of one `kind = "file"` source.
@@ -345,44 +337,13 @@ impl FileSource {
         let Some(line) = first_line(&mut file)? else {
             return Ok(None);
         };
+        // The identity is the first line's digest, told apart from other
+        // files with that first line (one rewritten while we were away) by
+        // the bytes before each checkpoint.
         let digest = fingerprint(&line);
-        let len = meta.len();
-        let committed = |identity: &str| -> anyhow::Result<Option<u64>> {
-            Ok(checkpoints
-                .query_row(
-                    "SELECT offset FROM checkpoints WHERE fingerprint = ?1",
-                    [identity],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?
-                .map(|o| o as u64))
-        };
-
-        // The identity is the first line's digest, unless the file is
-        // shorter than what that identity already stored: then it was
-        // truncated and rewritten while we were away, and it is the digest
-        // and the inode (a generation more each time that happens again).
-        let mut identity = digest.clone();
-        let mut offset = committed(&identity)?.unwrap_or(0);
-        let mut generation = 1;
-        while offset > len {
-            if generation == 1 {
-                info!(source = %self.settings.name, path = %path.display(), "file shorter than its checkpoint: rewritten since, read as a new file");
-            }
-            identity = match generation {
-                1 => format!("{digest}@{}", meta.ino()),
-                g => format!("{digest}@{}.{g}", meta.ino()),
-            };
-            offset = committed(&identity)?.unwrap_or(0);
-            generation += 1;
-        }
-        // A more specific identity read before wins over the plain digest.
-        if generation == 1 {
-            let specific = format!("{digest}@{}", meta.ino());
-            if let Some(o) = committed(&specific)?.filter(|&o| o <= len) {
-                identity = specific;
-                offset = o;
-            }
+        let (identity, offset) = crate::ingest::resume_point(checkpoints, &digest, &file)?;
+        if identity != digest {
+            info!(source = %self.settings.name, path = %path.display(), identity = %identity, "file begins like one read before but does not go on like it: read as another file");
         }
 
         info!(source = %self.settings.name, path = %path.display(), offset, "following file");
@@ -562,7 +523,7 @@ mod tests {
     #[test]
     fn identities_keep_their_first_line_digest() {
         assert_eq!(digest_of("abc"), "abc");
-        assert_eq!(digest_of("abc@42"), "abc");
-        assert_eq!(digest_of("abc@42.3"), "abc");
+        assert_eq!(digest_of("abc#2"), "abc");
+        assert_eq!(digest_of("abc#13"), "abc");
     }
 }
