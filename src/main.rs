@@ -941,6 +941,22 @@ fn cmd_resolve(
 
 fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = ctx.existing_store()?;
+    // Each position of a file is stored once.
+    use rusqlite::OptionalExtension;
+    let twice: Option<(String, i64)> = store
+        .conn
+        .query_row(
+            "SELECT fingerprint, line FROM records WHERE line IS NOT NULL
+             GROUP BY fingerprint, line HAVING count(*) > 1 LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((file, line)) = twice {
+        println!("line {line} of file {file} is stored more than once");
+        return Ok(ExitCode::from(1));
+    }
+
     let mut stmt = store.conn.prepare(
         "SELECT id, source, fingerprint, line, ts, raw, digest FROM records ORDER BY id",
     )?;
@@ -965,7 +981,7 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
         previous = stored;
         count += 1;
     }
-    println!("{count} record(s) verified: the evidence chain is intact");
+    println!("{count} record(s) verified: the evidence chain is intact, no line stored twice");
     Ok(ExitCode::SUCCESS)
 }
 

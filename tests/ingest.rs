@@ -606,3 +606,27 @@ fn a_file_with_another_files_first_line_is_read_whole() {
     assert!(out.contains("1 new line(s), 1 record(s)"), "{out}");
     assert_eq!(ledger.sessions().len(), 6);
 }
+
+#[test]
+fn verify_finds_a_line_stored_twice() {
+    let ledger = Ledger::new();
+    let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    ledger.ok(&["ingest", "--year", "2024", path_str(&log)]);
+    let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+    conn.execute(
+        "INSERT INTO records (source, fingerprint, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated)
+         SELECT source, fingerprint, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated
+         FROM records WHERE id = 3",
+        [],
+    )
+    .unwrap();
+    let line: i64 = conn
+        .query_row("SELECT line FROM records WHERE id = 3", [], |r| r.get(0))
+        .unwrap();
+    drop(conn);
+    let out = ledger.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("line {line} of file ")), "{text}");
+    assert!(text.contains("is stored more than once"), "{text}");
+}
