@@ -215,6 +215,15 @@ async fn audit(
 ) -> Result<Json<Value>, ApiError> {
     read(&shared, move |store, config| {
         let zone = config.defaults.timezone;
+        if let Some(k) = q.kind.as_deref() {
+            if !crate::reconcile::KINDS.contains(&k) {
+                return Err(BadInput(format!(
+                    "kind {k:?} is not one of {}",
+                    crate::reconcile::KINDS.join(", ")
+                ))
+                .into());
+            }
+        }
         let filter = AuditFilter {
             since: time_param(q.since.as_deref(), zone, false)?,
             until: time_param(q.until.as_deref(), zone, true)?,

@@ -281,6 +281,11 @@ pub fn ingest(
         match input {
             Input::Stdin => ("-".into(), Box::new(BufReader::new(std::io::stdin())), None),
             Input::Path(path) => {
+                if path.is_dir() {
+                    return Err(
+                        BadInput(format!("{}: a folder, not a file", path.display())).into(),
+                    );
+                }
                 let file = File::open(path)
                     .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
                 let modified = file

@@ -124,7 +124,7 @@ struct Reading {
     #[arg(long)]
     tz: Option<Tz>,
     /// The year of the file's first line, for lines without a year.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1970..=9999))]
     year: Option<i32>,
     /// How lines are read: `auto` recognises each line's format.
     #[arg(long, default_value = "auto", value_parser = format_names())]
@@ -1007,7 +1007,15 @@ fn cmd_parse(
             |e: std::io::Error| BadInput(format!("{}: cannot read: {e}", file.display()));
         // A log is read line by line, so memory does not grow with it; a
         // status file is read whole.
-        let mut input = BufReader::with_capacity(1 << 20, File::open(file).map_err(cannot_read)?);
+        let is_stdin = file.as_os_str() == "-";
+        let mut input: Box<dyn BufRead> = if is_stdin {
+            Box::new(BufReader::with_capacity(1 << 20, std::io::stdin()))
+        } else {
+            Box::new(BufReader::with_capacity(
+                1 << 20,
+                File::open(file).map_err(cannot_read)?,
+            ))
+        };
         let mut bytes = Vec::new();
         input.read_until(b'\n', &mut bytes).map_err(cannot_read)?;
         let name = file.display().to_string();
@@ -1019,6 +1027,7 @@ fn cmd_parse(
         };
         let year = match reading.year {
             Some(y) => y,
+            None if is_stdin => chrono::Datelike::year(&received.with_timezone(&zone)),
             None => {
                 let modified = std::fs::metadata(file)
                     .and_then(|m| m.modified())
