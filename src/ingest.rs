@@ -20,7 +20,8 @@ use anyhow::Context;
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use encoding_rs::Encoding;
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql, Transaction};
 use sha2::{Digest, Sha256};
 use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
 use vpnledger_parsers::{
@@ -1101,7 +1102,10 @@ fn event_row(event: &Event<'_>, since: Option<i64>) -> EventRow {
     }
 }
 
-/// The digest that chains a record to the one before it.
+/// The digest that chains a record to the one before it. `facts` are the
+/// columns of the event or traffic row the record carries, in their
+/// table's order (`None` for records of the first chain version, which
+/// covered the line alone).
 fn chain(
     previous: &str,
     source: &str,
@@ -1109,6 +1113,7 @@ fn chain(
     line: u64,
     ts: i64,
     raw: &[u8],
+    facts: Option<(&str, &[ValueRef<'_>])>,
 ) -> String {
     let mut h = Sha256::new();
     h.update(previous.as_bytes());
@@ -1118,8 +1123,36 @@ fn chain(
     h.update(line.to_le_bytes());
     h.update(ts.to_le_bytes());
     h.update(raw);
+    if let Some((table, values)) = facts {
+        h.update([0]);
+        h.update(table.as_bytes());
+        for value in values {
+            // A type tag and, for text and bytes, the length: no two
+            // rows hash alike.
+            match value {
+                ValueRef::Null => h.update([0]),
+                ValueRef::Integer(i) => {
+                    h.update([1]);
+                    h.update(i.to_le_bytes());
+                }
+                ValueRef::Real(f) => {
+                    h.update([2]);
+                    h.update(f.to_le_bytes());
+                }
+                ValueRef::Text(t) | ValueRef::Blob(t) => {
+                    h.update([3]);
+                    h.update((t.len() as u64).to_le_bytes());
+                    h.update(t);
+                }
+            }
+        }
+    }
     crate::store::hex(&h.finalize())
 }
+
+/// The chain version of the records written now: the digest covers the
+/// line and the event or traffic row read from it.
+const CHAIN_VERSION: i64 = 2;
 
 /// The digest of the last record, the link the next record chains to.
 fn last_digest(tx: &Transaction<'_>) -> anyhow::Result<String> {
@@ -1133,7 +1166,15 @@ fn last_digest(tx: &Transaction<'_>) -> anyhow::Result<String> {
         .unwrap_or_else(|| "0".repeat(64)))
 }
 
-/// Recomputes a record's digest, for `verify`.
+/// The columns of an event row after `record_id`, in order: written,
+/// chained, and read back by `verify` alike.
+pub const EVENT_FACTS: &str = "gateway, ts, kind, user, instance, remote_ip, remote_port, virtual_ip, tunnel, reason, detail, bytes_in, bytes_out, since, pid, duration, correlation";
+/// The same for a traffic row.
+pub const TRAFFIC_FACTS: &str = "gateway, ts, src, dst, proto, dst_port, allowed";
+
+/// Recomputes a record's digest, for `verify`: `version` is the record's
+/// chain version, `event` and `traffic` its rows' columns as stored.
+#[allow(clippy::too_many_arguments)]
 pub fn record_digest(
     previous: &str,
     source: &str,
@@ -1141,8 +1182,30 @@ pub fn record_digest(
     line: u64,
     ts: i64,
     raw: &[u8],
+    version: i64,
+    event: Option<&[ValueRef<'_>]>,
+    traffic: Option<&[ValueRef<'_>]>,
 ) -> String {
-    chain(previous, source, fingerprint, line, ts, raw)
+    let facts = match (version, event, traffic) {
+        (1, _, _) => None,
+        (_, Some(e), _) => Some(("events", e)),
+        (_, None, Some(t)) => Some(("traffic", t)),
+        (_, None, None) => Some(("none", &[][..])),
+    };
+    chain(previous, source, fingerprint, line, ts, raw, facts)
+}
+
+/// The values of a row's columns as they are bound.
+fn value_refs<'a>(values: &'a [&'a dyn ToSql]) -> rusqlite::Result<Vec<ToSqlOutput<'a>>> {
+    values.iter().map(|v| v.to_sql()).collect()
+}
+
+fn as_value_ref<'a>(output: &'a ToSqlOutput<'a>) -> ValueRef<'a> {
+    match output {
+        ToSqlOutput::Borrowed(v) => *v,
+        ToSqlOutput::Owned(v) => v.into(),
+        _ => ValueRef::Null,
+    }
 }
 
 fn write_rows(
@@ -1154,17 +1217,17 @@ fn write_rows(
     digest: &mut String,
 ) -> anyhow::Result<()> {
     let mut insert_record = tx.prepare_cached(
-        "INSERT INTO records (source, fingerprint, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        "INSERT INTO records (source, fingerprint, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated, chain)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?;
-    let mut insert_event = tx.prepare_cached(
-        "INSERT INTO events (record_id, gateway, ts, kind, user, instance, remote_ip, remote_port, virtual_ip, tunnel, reason, detail, bytes_in, bytes_out, since, pid, duration, correlation)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-    )?;
-    let mut insert_traffic = tx.prepare_cached(
-        "INSERT INTO traffic (record_id, gateway, ts, src, dst, proto, dst_port, allowed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?;
+    let mut insert_event = tx.prepare_cached(&format!(
+        "INSERT INTO events (record_id, {EVENT_FACTS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
+    ))?;
+    let mut insert_traffic = tx.prepare_cached(&format!(
+        "INSERT INTO traffic (record_id, {TRAFFIC_FACTS})
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    ))?;
     let mut insert_unparsed = tx.prepare_cached(
         "INSERT OR IGNORE INTO unparsed (source, fingerprint, path, line, offset, received, raw, reason, truncated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -1197,7 +1260,65 @@ fn write_rows(
                 event,
                 traffic,
             } => {
-                *digest = chain(digest, source, fingerprint, r.line, r.ts, &r.raw);
+                // The row the record carries, chained with it.
+                if let Some(t) = traffic {
+                    // Addresses are written as text into buffers kept
+                    // from row to row.
+                    src.clear();
+                    write!(src, "{}", t.src)?;
+                    dst.clear();
+                    write!(dst, "{}", t.dst)?;
+                }
+                let event_values: Option<[&dyn ToSql; 17]> = event.as_ref().map(|e| {
+                    [
+                        &r.gateway as &dyn ToSql,
+                        &r.ts,
+                        &e.kind,
+                        &e.user,
+                        &e.instance,
+                        &e.remote_ip,
+                        &e.remote_port,
+                        &e.virtual_ip,
+                        &e.tunnel,
+                        &e.reason,
+                        &e.detail,
+                        &e.bytes_in,
+                        &e.bytes_out,
+                        &e.since,
+                        &r.pid,
+                        &e.duration,
+                        &e.correlation,
+                    ]
+                });
+                let traffic_values: Option<[&dyn ToSql; 7]> = traffic.as_ref().map(|t| {
+                    [
+                        &r.gateway as &dyn ToSql,
+                        &r.ts,
+                        &src as &dyn ToSql,
+                        &dst,
+                        &t.proto,
+                        &t.dst_port,
+                        &t.allowed,
+                    ]
+                });
+                let (table, values): (&str, &[&dyn ToSql]) = match (&event_values, &traffic_values)
+                {
+                    (Some(e), _) => ("events", e),
+                    (None, Some(t)) => ("traffic", t),
+                    (None, None) => ("none", &[]),
+                };
+                let outputs = value_refs(values)?;
+                let refs: Vec<ValueRef<'_>> = outputs.iter().map(as_value_ref).collect();
+                *digest = chain(
+                    digest,
+                    source,
+                    fingerprint,
+                    r.line,
+                    r.ts,
+                    &r.raw,
+                    Some((table, &refs)),
+                );
+
                 insert_record.execute(params![
                     source,
                     fingerprint,
@@ -1215,47 +1336,18 @@ fn write_rows(
                     r.encoding,
                     digest.as_str(),
                     r.truncated,
+                    CHAIN_VERSION,
                 ])?;
                 let record_id = tx.last_insert_rowid();
-                if let Some(e) = event {
-                    insert_event.execute(params![
-                        record_id,
-                        &*r.gateway,
-                        r.ts,
-                        e.kind,
-                        e.user,
-                        e.instance,
-                        e.remote_ip,
-                        e.remote_port,
-                        e.virtual_ip,
-                        e.tunnel,
-                        e.reason,
-                        e.detail,
-                        e.bytes_in.map(|b| b as i64),
-                        e.bytes_out.map(|b| b as i64),
-                        e.since,
-                        r.pid,
-                        e.duration.map(|d| d as i64),
-                        e.correlation,
-                    ])?;
+                if let Some(values) = event_values {
+                    insert_event.execute(params_from_iter(
+                        std::iter::once(&record_id as &dyn ToSql).chain(values),
+                    ))?;
                 }
-                if let Some(t) = traffic {
-                    // Addresses are written as text into buffers kept
-                    // from row to row.
-                    src.clear();
-                    write!(src, "{}", t.src)?;
-                    dst.clear();
-                    write!(dst, "{}", t.dst)?;
-                    insert_traffic.execute(params![
-                        record_id,
-                        &*r.gateway,
-                        r.ts,
-                        src.as_str(),
-                        dst.as_str(),
-                        &*t.proto,
-                        t.dst_port,
-                        t.allowed
-                    ])?;
+                if let Some(values) = traffic_values {
+                    insert_traffic.execute(params_from_iter(
+                        std::iter::once(&record_id as &dyn ToSql).chain(values),
+                    ))?;
                 }
             }
         }

@@ -957,14 +957,53 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
 
-    let mut stmt = store.conn.prepare(
-        "SELECT id, source, fingerprint, line, ts, raw, digest FROM records ORDER BY id",
+    // Every event and traffic row belongs to a record.
+    let orphans: i64 = store.conn.query_row(
+        "SELECT (SELECT count(*) FROM events WHERE record_id NOT IN (SELECT id FROM records))
+              + (SELECT count(*) FROM traffic WHERE record_id NOT IN (SELECT id FROM records))",
+        [],
+        |r| r.get(0),
     )?;
+    if orphans > 0 {
+        println!(
+            "{orphans} event or traffic row(s) belong to no record: their records were removed"
+        );
+        return Ok(ExitCode::from(1));
+    }
+
+    // The chain: each record's digest follows from the one before, its
+    // line and (chain version 2) its event or traffic row.
+    let prefixed = |table: &str, columns: &str| {
+        columns
+            .split(", ")
+            .map(|c| format!("{table}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let event_columns = ingest::EVENT_FACTS.split(", ").count();
+    let traffic_columns = ingest::TRAFFIC_FACTS.split(", ").count();
+    let mut stmt = store.conn.prepare(&format!(
+        "SELECT r.id, r.source, r.fingerprint, r.line, r.ts, r.raw, r.digest, r.chain,
+                e.id, t.id, {}, {}
+         FROM records r
+         LEFT JOIN events e ON e.record_id = r.id
+         LEFT JOIN traffic t ON t.record_id = r.id
+         ORDER BY r.id",
+        prefixed("e", ingest::EVENT_FACTS),
+        prefixed("t", ingest::TRAFFIC_FACTS),
+    ))?;
     let mut rows = stmt.query([])?;
     let mut previous = "0".repeat(64);
     let mut count = 0u64;
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
+        let columns = |from: usize, n: usize| -> rusqlite::Result<Vec<_>> {
+            (from..from + n).map(|i| row.get_ref(i)).collect()
+        };
+        let event = columns(10, event_columns)?;
+        let traffic = columns(10 + event_columns, traffic_columns)?;
+        let has_event = row.get_ref(8)? != rusqlite::types::ValueRef::Null;
+        let has_traffic = row.get_ref(9)? != rusqlite::types::ValueRef::Null;
         let expected = ingest::record_digest(
             &previous,
             &row.get::<_, String>(1)?,
@@ -972,10 +1011,13 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
             row.get::<_, i64>(3)? as u64,
             row.get(4)?,
             &row.get::<_, Vec<u8>>(5)?,
+            row.get(7)?,
+            has_event.then_some(&event[..]),
+            has_traffic.then_some(&traffic[..]),
         );
         let stored: String = row.get(6)?;
         if expected != stored {
-            println!("record {id} was altered or removed before it: its digest does not follow from the records before it");
+            println!("record {id} or its event was altered, or a record before it removed: its digest does not follow from the records before it");
             return Ok(ExitCode::from(1));
         }
         previous = stored;

@@ -439,7 +439,10 @@ fn verify_finds_an_altered_record() {
     let out = ledger.run(&["verify"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("record 14 was altered"), "{text}");
+    assert!(
+        text.contains("record 14 or its event was altered"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -629,4 +632,27 @@ fn verify_finds_a_line_stored_twice() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("line {line} of file ")), "{text}");
     assert!(text.contains("is stored more than once"), "{text}");
+}
+
+#[test]
+fn verify_finds_an_altered_or_removed_event() {
+    let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    let changes = [
+        "UPDATE events SET user = 's.bernard' WHERE user = 'j.martin'",
+        "UPDATE traffic SET dst = '192.168.30.99' WHERE id = 2",
+        "DELETE FROM events WHERE id = 3",
+        "DELETE FROM records WHERE id = (SELECT max(id) FROM records)",
+    ];
+    for change in changes {
+        let ledger = Ledger::new();
+        ledger.ok(&["ingest", "--year", "2024", path_str(&log)]);
+        ledger.ok(&["verify"]);
+        let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+        // As someone editing the file by hand would.
+        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        assert!(conn.execute(change, []).unwrap() > 0, "{change}");
+        drop(conn);
+        let out = ledger.run(&["verify"]);
+        assert_eq!(out.status.code(), Some(1), "{change}");
+    }
 }
