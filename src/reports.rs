@@ -66,6 +66,16 @@ pub struct Remote {
     pub tunnel: Option<String>,
 }
 
+impl Remote {
+    /// Nothing declared: no times, no tunnel, no device.
+    fn is_empty(&self) -> bool {
+        self.start.is_none()
+            && self.end.is_none()
+            && self.tunnel.is_none()
+            && self.devices.as_ref().is_none_or(|d| d.is_empty())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Diagnosis {
@@ -285,12 +295,19 @@ fn from_values(
             .unwrap_or("?")
             .to_owned();
         let mut report: Report = serde_path_to_error::deserialize(value).map_err(|e| {
+            // A missing key is an error of the record itself.
+            let path = e.path().to_string();
+            let field = if path == "." { "(the record)" } else { &path };
             BadInput(format!(
-                "{file}: {label} (id {id:?}): field {}: {}",
-                e.path(),
+                "{file}: {label} (id {id:?}): field {field}: {}",
                 e.inner()
             ))
         })?;
+        // An empty remote part is no remote part: a CSV export writes both
+        // as empty cells, and reading it back must not make a new version.
+        if report.remote.as_ref().is_some_and(Remote::is_empty) {
+            report.remote = None;
+        }
         report.validate(inventory).map_err(|(field, message)| {
             BadInput(format!(
                 "{file}: {label} (id {id:?}): field {field}: {message}"

@@ -343,6 +343,11 @@ fn reports_round_trip_through_csv_with_formulas_escaped() {
     std::fs::write(&file, &csv).unwrap();
     let out = other.ok(&["reports", "import", path_str(&file)]);
     assert!(out.contains("5 report(s): 5 added"), "{out}");
+    // Into the store it came from: nothing changed, no new version (an
+    // on-site report's empty remote part included).
+    let out = ledger.ok(&["reports", "import", path_str(&file)]);
+    assert!(out.contains("5 report(s): 0 added, 0 updated"), "{out}");
+    assert!(out.contains("5 unchanged"), "{out}");
     assert_eq!(
         other.json(&["reports", "show", "R-CSV-1", "--json"]),
         before
