@@ -415,7 +415,6 @@ fn input_path(label: &str) -> Option<PathBuf> {
     (label != "-").then(|| PathBuf::from(label))
 }
 
-/// A reader positioned at `offset`: seek in a file, skip on stdin.
 /// A reader of the input from `offset` on. A file is opened again and
 /// sought; standard input is read through, and what it skips must end
 /// with the bytes the checkpoint's digest covers (`expected_tail`).
