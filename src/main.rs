@@ -194,6 +194,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in the journal or
+        // a file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli) {
         Ok(code) => code,
@@ -417,6 +420,15 @@ fn cmd_ingest(
 ) -> anyhow::Result<ExitCode> {
     let format = format_choice(&reading.format)?;
     let explicit = (reading.format != "auto").then_some(format);
+    // Inputs that cannot be read are refused before a store is made.
+    for file in files.iter().filter(|f| f.as_os_str() != "-") {
+        if file.is_dir() {
+            return Err(BadInput(format!("{}: a folder, not a file", file.display())).into());
+        }
+        if !file.exists() {
+            return Err(BadInput(format!("{}: cannot open: no such file", file.display())).into());
+        }
+    }
     let mut store = ctx.store()?;
     let received = Utc::now();
     let mut total = ingest::IngestSummary::default();

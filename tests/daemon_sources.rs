@@ -485,6 +485,46 @@ fn messages_over_max_message_are_kept_cut_and_flagged() {
     daemon.stop();
 }
 
+/// At SIGTERM, a TCP sender still connected in the middle of a line
+/// handed us its bytes: they are stored, flagged as cut. An empty UDP
+/// datagram is no message.
+#[test]
+fn a_line_unfinished_at_sigterm_is_kept_flagged_and_empty_datagrams_are_not() {
+    use std::io::Write;
+
+    let port = daemon::free_port();
+    let ledger = syslog_ledger(port, None);
+    let mut daemon = start_listening(&ledger);
+
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp socket");
+    udp.send_to(b"", ("127.0.0.1", port))
+        .expect("empty datagram");
+    udp.send_to(b"\n", ("127.0.0.1", port))
+        .expect("blank datagram");
+
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let whole = format!(
+        "<4>Mar 12 09:14:03 vpn-lyon kernel: {}\n",
+        netfilter_message(1)
+    );
+    let unfinished = format!("<30>Mar 12 09:14:04 vpn-lyon openvpn[1873]: {J_MARTIN_UP}");
+    tcp.write_all(whole.as_bytes()).expect("send");
+    tcp.write_all(unfinished.as_bytes()).expect("send");
+    tcp.flush().expect("flush");
+    wait_for_records(&ledger.db, 1, WAIT);
+
+    let (status, _) = daemon.terminate(Duration::from_secs(30));
+    assert!(status.success(), "{}", daemon.log());
+    drop(tcp);
+    let records = stored_records(&ledger.db);
+    assert_eq!(records.len(), 2, "{records:#?}");
+    let cut = record_of(&records, J_MARTIN_UP);
+    assert!(cut.raw.ends_with(J_MARTIN_UP), "{cut:?}");
+    assert!(cut.truncated, "{cut:?}");
+    assert!(!record_of(&records, &netfilter_message(1)).truncated);
+    assert_eq!(stored_unparsed(&ledger.db).len(), 0);
+}
+
 /// A Loki source pulling `{job="vpn"}` every second.
 fn loki_ledger(url: &str) -> Ledger {
     ledger(&format!(

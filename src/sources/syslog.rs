@@ -242,12 +242,19 @@ fn message(bytes: &[u8], max: usize) -> Message {
     }
 }
 
+/// Nothing but line ends and spaces.
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| b.is_ascii_whitespace())
+}
+
 async fn udp(socket: UdpSocket, max: usize, tx: mpsc::Sender<Message>, mut stop: StopSignal) {
     // A datagram can be up to 64 KiB; read it whole, keep up to `max`.
     let mut buffer = vec![0u8; 65_536];
     loop {
         tokio::select! {
             received = socket.recv_from(&mut buffer) => match received {
+                // An empty datagram (a keep-alive) carries no message.
+                Ok((n, _peer)) if is_blank(&buffer[..n]) => {}
                 Ok((n, _peer)) => {
                     if tx.send(message(&buffer[..n], max)).await.is_err() {
                         return;
@@ -264,6 +271,7 @@ async fn udp(socket: UdpSocket, max: usize, tx: mpsc::Sender<Message>, mut stop:
     let deadline = Instant::now() + STOP_DRAIN_MAX;
     while Instant::now() < deadline {
         match socket.try_recv_from(&mut buffer) {
+            Ok((n, _peer)) if is_blank(&buffer[..n]) => {}
             Ok((n, _peer)) => {
                 if tx.send(message(&buffer[..n], max)).await.is_err() {
                     return;
@@ -328,30 +336,54 @@ async fn tcp_client(
 ) {
     let mut reader = BufReader::with_capacity(TCP_READ_BUFFER, stream);
     let mut stopping: Option<Instant> = None;
+    // The bytes of the frame being read: a sender that stays connected
+    // without finishing its last line when we stop still handed them to
+    // us, so they are kept, flagged as cut.
+    let mut pending = Vec::new();
+    let keep_pending = |pending: &[u8]| {
+        (!pending.is_empty()).then(|| {
+            let mut m = message(pending, max);
+            m.truncated = true;
+            m
+        })
+    };
     loop {
         let frame = match stopping {
             None => {
                 // The same read goes on when the stop comes, so a frame
                 // half-read is not cut.
-                let read = read_frame(&mut reader, max);
-                tokio::pin!(read);
-                tokio::select! {
-                    frame = &mut read => frame,
-                    _ = stop.changed() => {
-                        stopping = Some(Instant::now());
-                        match tokio::time::timeout(STOP_QUIET, &mut read).await {
-                            Ok(frame) => frame,
-                            Err(_) => return,
+                let frame = {
+                    let read = read_frame(&mut reader, max, &mut pending);
+                    tokio::pin!(read);
+                    tokio::select! {
+                        frame = &mut read => Some(frame),
+                        _ = stop.changed() => {
+                            stopping = Some(Instant::now());
+                            tokio::time::timeout(STOP_QUIET, &mut read).await.ok()
                         }
+                    }
+                };
+                match frame {
+                    Some(frame) => frame,
+                    None => {
+                        if let Some(m) = keep_pending(&pending) {
+                            let _ = tx.send(m).await;
+                        }
+                        return;
                     }
                 }
             }
             Some(since) => {
                 let left = STOP_DRAIN_MAX.saturating_sub(since.elapsed());
-                match tokio::time::timeout(STOP_QUIET.min(left), read_frame(&mut reader, max)).await
-                {
+                let read = read_frame(&mut reader, max, &mut pending);
+                match tokio::time::timeout(STOP_QUIET.min(left), read).await {
                     Ok(frame) => frame,
-                    Err(_) => return,
+                    Err(_) => {
+                        if let Some(m) = keep_pending(&pending) {
+                            let _ = tx.send(m).await;
+                        }
+                        return;
+                    }
                 }
             }
         };
@@ -371,11 +403,15 @@ async fn tcp_client(
 }
 
 /// Reads one frame: `LEN SP MSG` when the frame starts with a digit, else
-/// up to the next newline. `None` at the end of the stream.
+/// up to the next newline. `None` at the end of the stream. `pending`
+/// holds the bytes of a newline-framed message read so far, should the
+/// read be given up before its end.
 async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(
     reader: &mut R,
     max: usize,
+    pending: &mut Vec<u8>,
 ) -> std::io::Result<Option<Message>> {
+    pending.clear();
     let first = {
         let buf = reader.fill_buf().await?;
         match buf.first() {
@@ -387,7 +423,7 @@ async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(
     // newline-framed message may start with a digit too (no priority, a
     // date first): when the digits are not followed by a space they are
     // the start of that message, not a count.
-    let mut bytes = Vec::new();
+    let bytes = pending;
     if first.is_ascii_digit() {
         loop {
             let mut byte = [0u8];
@@ -408,6 +444,8 @@ async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(
                 .ok()
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(0);
+            // The count is not a message of its own.
+            bytes.clear();
             let kept = len.min(max);
             let mut body = vec![0u8; kept];
             reader.read_exact(&mut body).await?;
@@ -461,7 +499,8 @@ mod tests {
     async fn frames(input: &[u8], max: usize) -> Vec<(String, bool)> {
         let mut reader = BufReader::new(input);
         let mut out = Vec::new();
-        while let Some(m) = read_frame(&mut reader, max).await.unwrap() {
+        let mut pending = Vec::new();
+        while let Some(m) = read_frame(&mut reader, max, &mut pending).await.unwrap() {
             out.push((String::from_utf8(m.bytes).unwrap(), m.truncated));
         }
         out
