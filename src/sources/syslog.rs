@@ -429,13 +429,13 @@ async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(
             let mut byte = [0u8];
             if reader.read_exact(&mut byte).await.is_err() {
                 // The stream ended inside the digits: that is the message.
-                return Ok(Some(message(&bytes, max)));
+                return Ok(Some(message(bytes, max)));
             }
             bytes.push(byte[0]);
             match byte[0] {
                 b' ' if bytes.len() > 1 => break,
                 d if d.is_ascii_digit() && bytes.len() <= 10 => continue,
-                b'\n' => return Ok(Some(message(&bytes, max))),
+                b'\n' => return Ok(Some(message(bytes, max))),
                 _ => break,
             }
         }
@@ -487,7 +487,7 @@ async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(
             break;
         }
     }
-    let mut m = message(&bytes, max);
+    let mut m = message(bytes, max);
     m.truncated |= truncated;
     Ok(Some(m))
 }
