@@ -348,7 +348,11 @@ pub fn ingest(
         }
         None => digest,
     };
-    let has_checkpoint = load_checkpoint(&store.conn, &fingerprint)?.is_some();
+    let checkpoint = load_checkpoint(&store.conn, &fingerprint)?;
+    let has_checkpoint = checkpoint.is_some();
+    // What standard input must skip to end with.
+    let expected_tail =
+        checkpoint.and_then(|c| c.tail.filter(|_| c.tail_len > 0).map(|t| (c.tail_len, t)));
 
     // The year of the first line, when the file is new to the store.
     let first_year = if has_checkpoint {
@@ -376,8 +380,6 @@ pub fn ingest(
         year_rule,
     )?;
 
-    let expected_tail = load_checkpoint(&store.conn, &stream.fingerprint)?
-        .and_then(|c| c.tail.filter(|_| c.tail_len > 0).map(|t| (c.tail_len, t)));
     let mut reader = reader_at(
         input_path(&label).as_deref(),
         reader,

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::sleep;
 use std::time::Duration;
 
-use daemon::{netfilter_line, query_i64, record_counts, wait_for_records, Daemon, Rng};
+use daemon::{append, netfilter_line, query_i64, record_counts, wait_for_records, Daemon, Rng};
 use support::Ledger;
 
 /// The order of rotations and the pauses between them come from here.
@@ -107,14 +107,6 @@ impl Program {
             None => {}
         }
     }
-}
-
-fn append(path: &Path) -> File {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -13,7 +13,7 @@
 mod daemon;
 mod support;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,7 +22,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use daemon::{
-    checkpoints, file_sources_config, free_port, netfilter_line, query_i64, record_counts,
+    append, checkpoints, file_sources_config, free_port, netfilter_line, query_i64, record_counts,
     wait_for_records, wait_until, Daemon, NotifySocket, Rng,
 };
 use support::Ledger;
@@ -69,14 +69,6 @@ fn expected_rows(count: u64) -> (i64, i64, i64, i64) {
     let exits = (count + 199) / 400;
     let events = connects + exits as i64;
     (count as i64, count as i64 - events, connects, exits as i64)
-}
-
-fn append(path: &Path) -> File {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
 }
 
 /// Appends lines `from..to` to `path` in one write.

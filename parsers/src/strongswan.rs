@@ -306,13 +306,7 @@ fn closing_child_sa<'a>(message: &'a str, body: &'a str) -> Result<Option<Event<
     let Some((bytes_in, bytes_out)) = counts else {
         return Ok(None);
     };
-    let Some((_, remote)) = selectors.split_once(" === ") else {
-        return Err(ParseError::at_slice(
-            message,
-            selectors,
-            "traffic selectors local === remote",
-        ));
-    };
+    let remote = remote_selectors(message, selectors)?;
     let Some(virtual_ip) = single_host_selector(message, remote)? else {
         return Ok(Some(Event::SiteTunnel {
             tunnel: child_sa_name(body),
@@ -330,6 +324,18 @@ fn closing_child_sa<'a>(message: &'a str, body: &'a str) -> Result<Option<Event<
         bytes_out,
         cumulative: false,
     }))
+}
+
+/// The peer's side of `local === remote` traffic selectors.
+fn remote_selectors<'a>(message: &'a str, selectors: &'a str) -> Result<&'a str, ParseError> {
+    match selectors.split_once(" === ") {
+        Some((_, remote)) => Ok(remote),
+        None => Err(ParseError::at_slice(
+            message,
+            selectors,
+            "traffic selectors local === remote",
+        )),
+    }
 }
 
 /// A CHILD_SA set up:
@@ -352,13 +358,7 @@ fn child_sa_established<'a>(
     if !body[..body.len() - selectors.len()].contains(" established with SPIs ") {
         return Ok(None);
     }
-    let Some((_, remote)) = selectors.split_once(" === ") else {
-        return Err(ParseError::at_slice(
-            message,
-            selectors,
-            "traffic selectors local === remote",
-        ));
-    };
+    let remote = remote_selectors(message, selectors)?;
     if single_host_selector(message, remote)?.is_some() {
         return Ok(None);
     }

@@ -184,6 +184,15 @@ impl Drop for Daemon {
 
 /// Polls `probe` until it gives a value; fails with `what` (and what the
 /// probe last said) after `timeout`.
+/// A file opened for appending, as a program that logs opens it.
+pub fn append(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
 pub fn wait_until<T>(
     what: &str,
     timeout: Duration,
