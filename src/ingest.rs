@@ -22,7 +22,7 @@ use chrono_tz::Tz;
 use encoding_rs::Encoding;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql, Transaction};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
 use vpnledger_parsers::{
     Event, Format, FormatChoice, LineReader, LineTime, Parsed, TimeResolver, Verdict, YearRule,
@@ -1108,16 +1108,18 @@ fn event_row(event: &Event<'_>, since: Option<i64>) -> EventRow {
 /// table's order (`None` for records of the first chain version, which
 /// covered the line alone).
 fn chain(
-    previous: &str,
+    previous: &RecordDigest,
     source: &str,
     fingerprint: &str,
     line: u64,
     ts: i64,
     raw: &[u8],
     facts: Option<(&str, &[ValueRef<'_>])>,
-) -> String {
+) -> RecordDigest {
     let mut h = Sha256::new();
-    h.update(previous.as_bytes());
+    // The link is the previous digest in lower-case hexadecimal, as the
+    // first stores kept it: chains written then still verify.
+    h.update(crate::store::hex(previous).as_bytes());
     h.update(source.as_bytes());
     h.update([0]);
     h.update(fingerprint.as_bytes());
@@ -1148,15 +1150,21 @@ fn chain(
             }
         }
     }
-    crate::store::hex(&h.finalize())
+    h.finalize().into()
 }
+
+/// A record's digest: SHA-256.
+pub type RecordDigest = [u8; 32];
+
+/// The link the first record chains to.
+pub const GENESIS: RecordDigest = [0; 32];
 
 /// The chain version of the records written now: the digest covers the
 /// line and the event or traffic row read from it.
 const CHAIN_VERSION: i64 = 2;
 
 /// The digest of the last record, the link the next record chains to.
-fn last_digest(tx: &Transaction<'_>) -> anyhow::Result<String> {
+fn last_digest(tx: &Transaction<'_>) -> anyhow::Result<RecordDigest> {
     Ok(tx
         .query_row(
             "SELECT digest FROM records ORDER BY id DESC LIMIT 1",
@@ -1164,7 +1172,20 @@ fn last_digest(tx: &Transaction<'_>) -> anyhow::Result<String> {
             |r| r.get(0),
         )
         .optional()?
-        .unwrap_or_else(|| "0".repeat(64)))
+        .unwrap_or(GENESIS))
+}
+
+/// The id of a stream (a source's file identity, or a live stream's
+/// key), added on first use.
+fn stream_id(tx: &Transaction<'_>, source: &str, fingerprint: &str) -> anyhow::Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO streams (source, fingerprint) VALUES (?1, ?2)
+         ON CONFLICT (fingerprint, source) DO NOTHING",
+    )?
+    .execute(params![source, fingerprint])?;
+    Ok(tx
+        .prepare_cached("SELECT id FROM streams WHERE fingerprint = ?1 AND source = ?2")?
+        .query_row(params![fingerprint, source], |r| r.get(0))?)
 }
 
 /// The columns of an event row after `record_id`, in order: written,
@@ -1177,7 +1198,7 @@ pub const TRAFFIC_FACTS: &str = "gateway, ts, src, dst, proto, dst_port, allowed
 /// chain version, `event` and `traffic` its rows' columns as stored.
 #[allow(clippy::too_many_arguments)]
 pub fn record_digest(
-    previous: &str,
+    previous: &RecordDigest,
     source: &str,
     fingerprint: &str,
     line: u64,
@@ -1186,7 +1207,7 @@ pub fn record_digest(
     version: i64,
     event: Option<&[ValueRef<'_>]>,
     traffic: Option<&[ValueRef<'_>]>,
-) -> String {
+) -> RecordDigest {
     let facts = match (version, event, traffic) {
         (1, _, _) => None,
         (_, Some(e), _) => Some(("events", e)),
@@ -1215,11 +1236,16 @@ fn write_rows(
     fingerprint: &str,
     path: &str,
     rows: &[Row],
-    digest: &mut String,
+    digest: &mut RecordDigest,
 ) -> anyhow::Result<()> {
+    let stream = if rows.iter().any(|r| matches!(r, Row::Record { .. })) {
+        stream_id(tx, source, fingerprint)?
+    } else {
+        0
+    };
     let mut insert_record = tx.prepare_cached(
-        "INSERT INTO records (source, fingerprint, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated, chain)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        "INSERT INTO records (stream, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated, chain)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
     let mut insert_event = tx.prepare_cached(&format!(
         "INSERT INTO events (record_id, {EVENT_FACTS})
@@ -1321,8 +1347,7 @@ fn write_rows(
                 );
 
                 insert_record.execute(params![
-                    source,
-                    fingerprint,
+                    stream,
                     r.line as i64,
                     r.offset as i64,
                     r.received,
@@ -1335,7 +1360,7 @@ fn write_rows(
                     r.pid,
                     r.raw,
                     r.encoding,
-                    digest.as_str(),
+                    &digest[..],
                     r.truncated,
                     CHAIN_VERSION,
                 ])?;

@@ -958,8 +958,9 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
     let twice: Option<(String, i64)> = store
         .conn
         .query_row(
-            "SELECT fingerprint, line FROM records WHERE line IS NOT NULL
-             GROUP BY fingerprint, line HAVING count(*) > 1 LIMIT 1",
+            "SELECT s.fingerprint, r.line FROM records r JOIN streams s ON s.id = r.stream
+             WHERE r.line IS NOT NULL
+             GROUP BY r.stream, r.line HAVING count(*) > 1 LIMIT 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
@@ -995,9 +996,10 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
     let event_columns = ingest::EVENT_FACTS.split(", ").count();
     let traffic_columns = ingest::TRAFFIC_FACTS.split(", ").count();
     let mut stmt = store.conn.prepare(&format!(
-        "SELECT r.id, r.source, r.fingerprint, r.line, r.ts, r.raw, r.digest, r.chain,
-                e.id, t.id, {}, {}
+        "SELECT r.id, s.source, s.fingerprint, r.line, r.ts, r.raw, r.digest, r.chain,
+                e.id, t.record_id, {}, {}
          FROM records r
+         JOIN streams s ON s.id = r.stream
          LEFT JOIN events e ON e.record_id = r.id
          LEFT JOIN traffic t ON t.record_id = r.id
          ORDER BY r.id",
@@ -1005,7 +1007,7 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
         prefixed("t", ingest::TRAFFIC_FACTS),
     ))?;
     let mut rows = stmt.query([])?;
-    let mut previous = "0".repeat(64);
+    let mut previous = ingest::GENESIS;
     let mut count = 0u64;
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
@@ -1027,12 +1029,12 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
             has_event.then_some(&event[..]),
             has_traffic.then_some(&traffic[..]),
         );
-        let stored: String = row.get(6)?;
-        if expected != stored {
+        let stored = row.get_ref(6)?;
+        if stored.as_blob().ok() != Some(&expected[..]) {
             println!("record {id} or its event was altered, or a record before it removed: its digest does not follow from the records before it");
             return Ok(ExitCode::from(1));
         }
-        previous = stored;
+        previous = expected;
         count += 1;
     }
     println!("{count} record(s) verified: the evidence chain is intact, no line stored twice");

@@ -58,8 +58,10 @@ pub struct Evidence {
 
 /// Loads the log lines of records, in the order given.
 pub fn evidence(conn: &Connection, records: &[i64]) -> anyhow::Result<Vec<Evidence>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT source, line, received, raw FROM records WHERE id = ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.source, r.line, r.received, r.raw
+             FROM records r JOIN streams s ON s.id = r.stream WHERE r.id = ?1",
+    )?;
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for &id in records {
@@ -100,7 +102,7 @@ fn device_record(conn: &Connection, session: &Session, ip: &str) -> anyhow::Resu
     Ok(conn
         .prepare_cached(
             "SELECT record_id FROM traffic WHERE gateway = ?1 AND src = ?2 AND dst = ?3
-             AND ts >= ?4 AND ts <= ?5 AND allowed = 1 ORDER BY ts, id LIMIT 1",
+             AND ts >= ?4 AND ts <= ?5 AND allowed = 1 ORDER BY ts, record_id LIMIT 1",
         )?
         .query_row(
             params![session.gateway, vip, ip, to_micros(session.start), end],

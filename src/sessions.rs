@@ -772,7 +772,7 @@ fn attach_devices(
     let mut stmt = conn.prepare_cached(
         "SELECT dst, proto, dst_port FROM traffic
          WHERE gateway = ?1 AND src = ?2 AND ts >= ?3 AND ts <= ?4 AND allowed = 1
-         ORDER BY ts, id",
+         ORDER BY ts, record_id",
     )?;
     let rows = stmt.query_map(params![gateway, vip, start, end], |r| {
         Ok((

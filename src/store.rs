@@ -6,8 +6,12 @@
 //!
 //! What each table holds:
 //! - `checkpoints`: per file identity, how far it was read;
+//! - `streams`: the files and live streams records come from (source and
+//!   file identity), by number;
 //! - `records`: the log lines that carried an event (the evidence), with
-//!   their raw bytes and a digest chain that `verify` walks;
+//!   their raw bytes and a digest chain that `verify` walks; the view
+//!   `record_lines` shows them with their source, identity and digest in
+//!   hexadecimal;
 //! - `events`: the session facts of those records; `traffic`: connections
 //!   a firewall saw;
 //! - `unparsed`: lines no parser understood, kept raw with the reason;
@@ -31,10 +35,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// back pages it has just written. This is most of the process's memory.
 const CACHE_KIB: i64 = 32 * 1024;
 
-/// Pages written to the WAL before SQLite copies them into the database.
+/// Bytes written to the WAL before SQLite copies them into the database.
 /// Index pages change in every batch: the larger the WAL, the more of
 /// those changes are copied once rather than batch after batch.
-const WAL_CHECKPOINT_PAGES: i64 = 16_384;
+const WAL_CHECKPOINT_BYTES: i64 = 64 << 20;
+
+/// The page size of a new store. Records are log lines of a few hundred
+/// bytes written in bulk: larger pages mean fewer pages to find, fill,
+/// checksum and copy per line. A store made with another size keeps it.
+const PAGE_SIZE: i64 = 8_192;
 
 /// Each migration moves the schema one version up; never edit a published
 /// one, add the next.
@@ -219,6 +228,68 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE records ADD COLUMN chain INTEGER NOT NULL DEFAULT 1;
     "#,
+    // 10: a compact record row, for bulk ingests: a record names its file
+    // by an integer (`streams`) rather than by its source and identity
+    // text, and keeps its digest as 32 bytes rather than 64 hex
+    // characters; traffic is kept in the order the device look-up reads
+    // it (gateway, source address, time), without a second copy in an
+    // index. `record_lines` shows records as they were before.
+    r#"
+    CREATE TABLE streams (
+        id          INTEGER PRIMARY KEY,
+        source      TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        UNIQUE (fingerprint, source)
+    );
+    INSERT INTO streams (source, fingerprint)
+        SELECT source, fingerprint FROM records GROUP BY source, fingerprint ORDER BY min(id);
+    CREATE TABLE records_compact (
+        id          INTEGER PRIMARY KEY,
+        stream      INTEGER NOT NULL REFERENCES streams(id),
+        line        INTEGER,
+        offset      INTEGER,
+        received    INTEGER NOT NULL,
+        ts          INTEGER NOT NULL,
+        time_flag   TEXT,
+        format      TEXT NOT NULL,
+        gateway     TEXT NOT NULL,
+        host        TEXT,
+        app         TEXT,
+        pid         INTEGER,
+        raw         BLOB NOT NULL,
+        encoding    TEXT,
+        digest      BLOB NOT NULL,
+        truncated   INTEGER NOT NULL DEFAULT 0,
+        chain       INTEGER NOT NULL
+    );
+    INSERT INTO records_compact
+        SELECT r.id, s.id, r.line, r.offset, r.received, r.ts, r.time_flag, r.format,
+               r.gateway, r.host, r.app, r.pid, r.raw, r.encoding, unhex(r.digest),
+               r.truncated, r.chain
+        FROM records r JOIN streams s ON s.source = r.source AND s.fingerprint = r.fingerprint;
+    DROP TABLE records;
+    ALTER TABLE records_compact RENAME TO records;
+    CREATE TABLE traffic_compact (
+        gateway     TEXT NOT NULL,
+        src         TEXT NOT NULL,
+        ts          INTEGER NOT NULL,
+        record_id   INTEGER NOT NULL REFERENCES records(id),
+        allowed     INTEGER NOT NULL,
+        dst         TEXT NOT NULL,
+        proto       TEXT NOT NULL,
+        dst_port    INTEGER,
+        PRIMARY KEY (gateway, src, ts, record_id)
+    ) WITHOUT ROWID;
+    INSERT INTO traffic_compact
+        SELECT gateway, src, ts, record_id, allowed, dst, proto, dst_port FROM traffic;
+    DROP TABLE traffic;
+    ALTER TABLE traffic_compact RENAME TO traffic;
+    CREATE VIEW record_lines AS
+        SELECT r.id, s.source, s.fingerprint, r.line, r.offset, r.received, r.ts,
+               r.time_flag, r.format, r.gateway, r.host, r.app, r.pid, r.raw,
+               r.encoding, lower(hex(r.digest)) AS digest, r.truncated, r.chain
+        FROM records r JOIN streams s ON s.id = r.stream;
+    "#,
 ];
 
 /// An open store.
@@ -246,6 +317,8 @@ impl Store {
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the store {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Only a new, empty file takes it (before WAL mode is set).
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .with_context(|| format!("cannot use the store {}", path.display()))?;
         // With WAL, NORMAL syncs at checkpoints only: a power cut may lose
@@ -253,7 +326,12 @@ impl Store {
         // checkpoint and its data still land together or not at all.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)?;
+        let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            WAL_CHECKPOINT_BYTES / page_size.max(512),
+        )?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Store { conn };
         store
@@ -287,7 +365,13 @@ impl Store {
         }
 
         // Upgraded under the write lock, the version read again inside it:
-        // two commands opening a new store at once migrate it once.
+        // two commands opening a new store at once migrate it once. A
+        // migration that rebuilds a table drops the one other tables
+        // refer to before its copy takes the name, so references are not
+        // enforced meanwhile (SQLite's own way to change a table's
+        // layout). Rows keep their ids: a row that referred to nothing
+        // before (a hand edit) still does, and `verify` reports it.
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
         let tx = self.write_transaction()?;
         let version = current(&tx)?;
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
@@ -295,6 +379,7 @@ impl Store {
             tx.pragma_update(None, "user_version", index + 1)?;
         }
         tx.commit()?;
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(())
     }
 }
@@ -336,6 +421,77 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn a_store_of_version_9_keeps_its_records_chain_and_traffic() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (index, sql) in MIGRATIONS[..9].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", index + 1).unwrap();
+        }
+        let digest = crate::ingest::record_digest(
+            &crate::ingest::GENESIS,
+            "lyon",
+            "ab12",
+            7,
+            1_710_231_243_000_000,
+            b"Mar 12 09:14:03 vpn-lyon kernel: x",
+            1,
+            None,
+            None,
+        );
+        conn.execute_batch(&format!(
+            "INSERT INTO records (id, source, fingerprint, line, offset, received, ts, format, gateway, host, app, raw, digest, chain)
+             VALUES (5, 'lyon', 'ab12', 7, 640, 1, 1710231243000000, 'rfc3164', 'vpn-lyon', 'vpn-lyon', 'kernel',
+                     CAST('Mar 12 09:14:03 vpn-lyon kernel: x' AS BLOB), '{}', 1);
+             INSERT INTO traffic (record_id, gateway, ts, src, dst, proto, dst_port, allowed)
+             VALUES (5, 'vpn-lyon', 1710231243000000, '10.8.0.6', '192.168.20.10', 'tcp', 443, 1);",
+            hex(&digest)
+        ))
+        .unwrap();
+
+        let mut store = Store { conn };
+        store.migrate().unwrap();
+        let (stream, stored): (i64, Vec<u8>) = store
+            .conn
+            .query_row("SELECT stream, digest FROM records WHERE id = 5", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(stored, digest);
+        let (source, fingerprint): (String, String) = store
+            .conn
+            .query_row(
+                "SELECT source, fingerprint FROM streams WHERE id = ?1",
+                [stream],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((source.as_str(), fingerprint.as_str()), ("lyon", "ab12"));
+        let seen: (String, String, i64) = store
+            .conn
+            .query_row(
+                "SELECT digest, fingerprint, line FROM record_lines WHERE id = 5",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(seen, (hex(&digest), "ab12".to_owned(), 7));
+        let traffic: (i64, String, Option<i64>) = store
+            .conn
+            .query_row(
+                "SELECT record_id, dst, dst_port FROM traffic WHERE gateway = 'vpn-lyon' AND src = '10.8.0.6'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(traffic, (5, "192.168.20.10".to_owned(), Some(443)));
+        let enforced: i64 = store
+            .conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(enforced, 1);
     }
 
     #[test]

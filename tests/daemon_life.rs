@@ -22,7 +22,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use daemon::{
-    append, checkpoints, file_sources_config, free_port, netfilter_line, query_i64, record_counts,
+    append, checkpoints, file_sources_config, netfilter_line, query_i64, record_counts,
     wait_for_records, wait_until, Daemon, NotifySocket, Rng,
 };
 use support::Ledger;
@@ -547,9 +547,9 @@ fn watchdog_of_another_process_is_not_pinged() {
 
 #[test]
 fn failing_sources_are_reported_retried_and_never_stop_the_others() {
-    let port = free_port();
     // Held by the test: the syslog source cannot bind it at first.
-    let holder = std::net::UdpSocket::bind(("127.0.0.1", port)).expect("hold the port");
+    let holder = std::net::UdpSocket::bind(("127.0.0.1", 0)).expect("hold a port");
+    let port = holder.local_addr().expect("held port").port();
     let extra =
         format!("\n[[source]]\nname = \"relay\"\nkind = \"syslog\"\nudp = \"127.0.0.1:{port}\"\n");
     let (ledger, logs) = ledger_tailing(

@@ -617,8 +617,8 @@ fn verify_finds_a_line_stored_twice() {
     ledger.ok(&["ingest", "--year", "2024", path_str(&log)]);
     let conn = rusqlite::Connection::open(&ledger.db).unwrap();
     conn.execute(
-        "INSERT INTO records (source, fingerprint, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated)
-         SELECT source, fingerprint, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated
+        "INSERT INTO records (stream, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated, chain)
+         SELECT stream, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated, chain
          FROM records WHERE id = 3",
         [],
     )
@@ -639,7 +639,8 @@ fn verify_finds_an_altered_or_removed_event() {
     let log = fixture("corpus/openvpn/syslog-rfc3164.log");
     let changes = [
         "UPDATE events SET user = 's.bernard' WHERE user = 'j.martin'",
-        "UPDATE traffic SET dst = '192.168.30.99' WHERE id = 2",
+        "UPDATE traffic SET dst = '192.168.30.99'
+         WHERE record_id = (SELECT record_id FROM traffic ORDER BY record_id LIMIT 1 OFFSET 1)",
         "DELETE FROM events WHERE id = 3",
         "DELETE FROM records WHERE id = (SELECT max(id) FROM records)",
     ];

@@ -91,7 +91,10 @@ fn open_read_only(db: &Path) -> rusqlite::Connection {
 pub fn stored_records(db: &Path) -> Vec<StoredLine> {
     let conn = open_read_only(db);
     let mut stmt = conn
-        .prepare("SELECT source, raw, host, app, pid, ts, truncated FROM records ORDER BY id")
+        .prepare(
+            "SELECT s.source, r.raw, r.host, r.app, r.pid, r.ts, r.truncated
+             FROM records r JOIN streams s ON s.id = r.stream ORDER BY r.id",
+        )
         .expect("prepare");
     stmt.query_map([], |r| {
         Ok(StoredLine {
