@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod ingest;
 pub mod inventory;
 pub mod output;
+pub mod parse_stats;
 pub mod reconcile;
 pub mod reports;
 pub mod sessions;

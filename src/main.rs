@@ -22,7 +22,9 @@ use vpnledger::sessions::{self, SessionFilter, SessionRules};
 use vpnledger::store::{format_utc, Store};
 use vpnledger::{reports, BadInput};
 use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
-use vpnledger_parsers::{vendor, Format, FormatChoice, LineReader, TimeResolver, Vendor, YearRule};
+use vpnledger_parsers::{
+    vendor, Format, FormatChoice, LineReader, TimeFlag, TimeResolver, Vendor, YearRule,
+};
 
 #[derive(Parser)]
 #[command(
@@ -1058,6 +1060,8 @@ fn cmd_parse(
     // Counted by format and event kind as the lines go, named at the end:
     // no text is made per line.
     let mut line_counts: HashMap<(Format, &'static str), u64> = HashMap::new();
+    // Lines understood whose time could not be placed, or that wrote none.
+    let (mut time_errors, mut received_time) = (0u64, 0u64);
     for file in files {
         let cannot_read =
             |e: std::io::Error| BadInput(format!("{}: cannot read: {e}", file.display()));
@@ -1126,6 +1130,30 @@ fn cmd_parse(
             }
             continue;
         }
+        if stats && !json {
+            // Counting only: the lines are parsed on every core.
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let counted = vpnledger::parse_stats::count_lines(
+                std::mem::take(&mut bytes),
+                &mut input,
+                format,
+                settings.encoding,
+                &mut resolver,
+                received,
+                threads,
+            )
+            .map_err(cannot_read)?;
+            total += counted.lines;
+            if counted.errors > 0 {
+                *counts.entry("error".to_owned()).or_default() += counted.errors;
+            }
+            for (key, n) in counted.by_kind {
+                *line_counts.entry(key).or_default() += n;
+            }
+            time_errors += counted.time_errors;
+            received_time += counted.received_time;
+            continue;
+        }
         let mut reader = LineReader::new(format);
         let mut index = 0;
         while !bytes.is_empty() {
@@ -1139,6 +1167,11 @@ fn cmd_parse(
             let value = match &parsed {
                 Ok(p) => {
                     let ts = resolver.resolve(&p.envelope.time, received);
+                    match &ts {
+                        Ok(r) if r.flag == Some(TimeFlag::ReceivedTime) => received_time += 1,
+                        Ok(_) => {}
+                        Err(_) => time_errors += 1,
+                    }
                     let kind = p.event.as_ref().map_or("(no event)", |e| e.kind());
                     *line_counts.entry((p.envelope.format, kind)).or_default() += 1;
                     let value = (json || !stats).then(|| {
@@ -1194,6 +1227,18 @@ fn cmd_parse(
         let mut t = table(&["format and event", "lines"]);
         for (k, n) in &counts {
             t.add_row(vec![k.clone(), n.to_string()]);
+        }
+        if time_errors > 0 {
+            t.add_row(vec![
+                "(of these, time not placed)".to_owned(),
+                time_errors.to_string(),
+            ]);
+        }
+        if received_time > 0 {
+            t.add_row(vec![
+                "(of these, no time: dated when read)".to_owned(),
+                received_time.to_string(),
+            ]);
         }
         t.add_row(vec!["total".to_owned(), total.to_string()]);
         writeln!(out, "{t}")?;

@@ -11,6 +11,9 @@
 //! prefix (`VPN-FWD`, `VPN-DROP`) does, and the source's configuration
 //! decides which prefixes name a drop.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use std::net::IpAddr;
 
 use crate::error::ParseError;
@@ -18,7 +21,11 @@ use crate::event::{Traffic, Verdict};
 
 /// Whether a message looks like a netfilter LOG line.
 pub fn is_netfilter(message: &str) -> bool {
-    message.contains("IN=") && message.contains(" SRC=") && message.contains(" DST=")
+    static IN: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("IN="));
+    static SRC: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" SRC="));
+    static DST: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" DST="));
+    let m = message.as_bytes();
+    IN.find(m).is_some() && SRC.find(m).is_some() && DST.find(m).is_some()
 }
 
 /// `[uptime] `: the kernel's seconds since boot, not a wall-clock time.
@@ -27,9 +34,17 @@ fn strip_uptime(message: &str) -> &str {
         .strip_prefix('[')
         .and_then(|rest| rest.split_once("] "))
     {
-        Some((stamp, rest)) if stamp.trim().parse::<f64>().is_ok() => rest,
+        Some((stamp, rest)) if is_uptime(stamp.trim()) => rest,
         _ => message,
     }
+}
+
+/// Seconds as the kernel writes them: digits, with a fraction or not.
+fn is_uptime(stamp: &str) -> bool {
+    let (seconds, fraction) = stamp.split_once('.').unwrap_or((stamp, ""));
+    !seconds.is_empty()
+        && seconds.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn protocol(name: &str) -> &str {
@@ -51,7 +66,8 @@ pub fn log_line(message: &str) -> Result<Traffic<'_>, ParseError> {
     let fields_start = if body.starts_with("IN=") {
         0
     } else {
-        body.find(" IN=")
+        static IN: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" IN="));
+        IN.find(body.as_bytes())
             .map(|i| i + 1)
             .ok_or_else(|| ParseError::at(message, body, "IN= after the log prefix"))?
     };
@@ -79,6 +95,11 @@ pub fn log_line(message: &str) -> Result<Traffic<'_>, ParseError> {
             "SPT" => spt = Some(value),
             "DPT" => dpt = Some(value),
             _ => {}
+        }
+        // The kernel writes these five before the TCP flags and window:
+        // the rest of the line has nothing more to read.
+        if src.is_some() && dst.is_some() && proto.is_some() && spt.is_some() && dpt.is_some() {
+            break;
         }
     }
 

@@ -10,6 +10,9 @@
 //!
 //! `logtype` says which family a line belongs to; `msg` says what happened.
 
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 use crate::error::ParseError;
 use crate::event::{EndReason, Event, Extracted, Traffic, Verdict};
 use crate::kv::{self, Fields};
@@ -17,8 +20,10 @@ use crate::time::LineTime;
 
 /// Whether a message looks like a Stormshield log.
 pub fn is_stormshield(message: &str) -> bool {
+    static FW: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" fw=\""));
+    static LOGTYPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" logtype="));
     message.starts_with("id=firewall ")
-        || (message.contains(" fw=\"") && message.contains(" logtype="))
+        || (FW.find(message.as_bytes()).is_some() && LOGTYPE.find(message.as_bytes()).is_some())
 }
 
 /// Reads a Stormshield message: its time and device always, and the VPN
