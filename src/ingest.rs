@@ -629,7 +629,7 @@ pub fn decode<'b>(
     raw: &'b [u8],
     encoding: &'static Encoding,
 ) -> (Cow<'b, str>, Option<&'static str>) {
-    match std::str::from_utf8(raw) {
+    match simdutf8::basic::from_utf8(raw) {
         Ok(text) => (Cow::Borrowed(text), None),
         Err(_) => {
             let (text, _) = encoding.decode_without_bom_handling(raw);

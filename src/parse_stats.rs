@@ -8,7 +8,7 @@
 //! `# poll` line before it, even one in an earlier piece.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufRead;
+use std::io::Read;
 use std::sync::mpsc;
 
 use chrono::{DateTime, Utc};
@@ -52,16 +52,18 @@ impl LineStats {
 struct Piece {
     stats: LineStats,
     times: Vec<(bool, LineTime)>,
+    /// The piece's bytes, for the next piece to reuse.
+    buffer: Vec<u8>,
 }
 
-fn parse_piece(bytes: &[u8], format: FormatChoice, encoding: &'static Encoding) -> Piece {
+fn parse_piece(bytes: Vec<u8>, format: FormatChoice, encoding: &'static Encoding) -> Piece {
     let mut reader = LineReader::new(format);
     let mut stats = LineStats::default();
     let mut times = Vec::new();
     // A handful of (format, kind) pairs: a list beats a hash per line.
     let mut by_kind: Vec<((Format, &'static str), u64)> = Vec::new();
     let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', bytes).chain(
+    let ends = memchr::memchr_iter(b'\n', &bytes).chain(
         // A last line without a newline.
         (!bytes.ends_with(b"\n") && !bytes.is_empty()).then_some(bytes.len()),
     );
@@ -87,33 +89,51 @@ fn parse_piece(bytes: &[u8], format: FormatChoice, encoding: &'static Encoding) 
         }
     }
     stats.by_kind = by_kind.into_iter().collect();
-    Piece { stats, times }
+    Piece {
+        stats,
+        times,
+        buffer: bytes,
+    }
 }
 
-/// Reads the next piece: about [`PIECE_BYTES`], ending with a whole line
-/// (or the end of the input). Empty at the end.
-fn next_piece(input: &mut dyn BufRead) -> std::io::Result<Vec<u8>> {
-    let mut piece = Vec::with_capacity(PIECE_BYTES + 4096);
-    while piece.len() < PIECE_BYTES {
-        let available = input.fill_buf()?;
-        if available.is_empty() {
-            return Ok(piece);
+/// Cuts the input into pieces of whole lines, read straight into the
+/// piece (no copy through a reader's buffer).
+#[derive(Default)]
+struct Pieces {
+    /// What followed the last line end of the piece before.
+    rest: Vec<u8>,
+}
+
+impl Pieces {
+    /// The next piece, in `piece` (a buffer to reuse): about
+    /// [`PIECE_BYTES`], whole lines, the last one without a newline only
+    /// at the end of the input. Empty at the end.
+    fn next(&mut self, input: &mut dyn Read, mut piece: Vec<u8>) -> std::io::Result<Vec<u8>> {
+        piece.clear();
+        piece.append(&mut self.rest);
+        loop {
+            let want = PIECE_BYTES.saturating_sub(piece.len()).max(4096);
+            let read = input.take(want as u64).read_to_end(&mut piece)?;
+            if read < want {
+                // The end of the input: all of it, whatever its last line.
+                return Ok(piece);
+            }
+            // Else up to the last line end; a line longer than a piece is
+            // read on to its end.
+            if let Some(end) = memchr::memrchr(b'\n', &piece) {
+                self.rest.extend_from_slice(&piece[end + 1..]);
+                piece.truncate(end + 1);
+                return Ok(piece);
+            }
         }
-        let take = available.len().min(PIECE_BYTES - piece.len());
-        piece.extend_from_slice(&available[..take]);
-        input.consume(take);
     }
-    if !piece.ends_with(b"\n") {
-        input.read_until(b'\n', &mut piece)?;
-    }
-    Ok(piece)
 }
 
 /// Counts the lines of `input`, `first` (already read) before them, on
 /// `threads` threads; times are resolved with `resolver` in file order.
 pub fn count_lines(
     first: Vec<u8>,
-    input: &mut dyn BufRead,
+    input: &mut dyn Read,
     format: FormatChoice,
     encoding: &'static Encoding,
     resolver: &mut TimeResolver,
@@ -123,8 +143,10 @@ pub fn count_lines(
     let threads = threads.max(1);
     let mut total = LineStats::default();
     let mut last_poll: Option<LineTime> = None;
-    let mut resolve_in_order = |piece: Piece, total: &mut LineStats| {
+    let mut spare: Vec<Vec<u8>> = Vec::new();
+    let mut resolve_in_order = |piece: Piece, total: &mut LineStats, spare: &mut Vec<Vec<u8>>| {
         total.add(&piece.stats);
+        spare.push(piece.buffer);
         for (is_dump, time) in piece.times {
             let time = match (is_dump, time) {
                 (true, LineTime::Missing) => last_poll.unwrap_or(LineTime::Missing),
@@ -151,7 +173,7 @@ pub fn count_lines(
             let results = results.clone();
             scope.spawn(move || {
                 for (index, bytes) in pieces {
-                    let piece = parse_piece(&bytes, format, encoding);
+                    let piece = parse_piece(bytes, format, encoding);
                     if results.send((index, piece)).is_err() {
                         return;
                     }
@@ -164,14 +186,11 @@ pub fn count_lines(
         let mut waiting: BTreeMap<u64, Piece> = BTreeMap::new();
         let mut next = 0u64;
         let mut sent = 0u64;
-        let mut carry = Some(first);
+        let mut pieces = Pieces { rest: first };
         let read: std::io::Result<()> = (|| {
             loop {
-                let mut bytes = next_piece(input)?;
-                if let Some(mut first) = carry.take() {
-                    first.append(&mut bytes);
-                    bytes = first;
-                }
+                let buffer = spare.pop().unwrap_or_default();
+                let bytes = pieces.next(input, buffer)?;
                 if bytes.is_empty() {
                     return Ok(());
                 }
@@ -186,7 +205,7 @@ pub fn count_lines(
                     waiting.insert(index, piece);
                 }
                 while let Some(piece) = waiting.remove(&next) {
-                    resolve_in_order(piece, &mut total);
+                    resolve_in_order(piece, &mut total, &mut spare);
                     next += 1;
                 }
             }
@@ -196,7 +215,7 @@ pub fn count_lines(
             waiting.insert(index, piece);
         }
         while let Some(piece) = waiting.remove(&next) {
-            resolve_in_order(piece, &mut total);
+            resolve_in_order(piece, &mut total, &mut spare);
             next += 1;
         }
         read
@@ -271,6 +290,16 @@ mod tests {
         assert_eq!(stats.lines, 3);
         assert_eq!(stats.errors, 0);
         assert_eq!(stats.by_kind.values().sum::<u64>(), 3);
+    }
+
+    #[test]
+    fn a_line_longer_than_a_piece_is_one_line() {
+        let long = format!("{}\n", "x".repeat(PIECE_BYTES * 3 / 2));
+        let text = [OPEN, &long, TRAFFIC, &long, NOISE].concat();
+        let stats = count(&text, 2);
+        assert_eq!(stats.lines, 5);
+        assert_eq!(stats.errors, 2);
+        assert_eq!(stats.by_kind[&(Format::Rfc3164, "traffic")], 1);
     }
 
     #[test]

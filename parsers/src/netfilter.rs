@@ -30,11 +30,14 @@ pub fn is_netfilter(message: &str) -> bool {
 
 /// `[uptime] `: the kernel's seconds since boot, not a wall-clock time.
 fn strip_uptime(message: &str) -> &str {
-    match message
-        .strip_prefix('[')
-        .and_then(|rest| rest.split_once("] "))
-    {
-        Some((stamp, rest)) if is_uptime(stamp.trim()) => rest,
+    let Some(rest) = message.strip_prefix('[') else {
+        return message;
+    };
+    // The first `] `.
+    let close = memchr::memchr_iter(b']', rest.as_bytes())
+        .find(|&i| rest.as_bytes().get(i + 1) == Some(&b' '));
+    match close {
+        Some(i) if is_uptime(rest[..i].trim()) => &rest[i + 2..],
         _ => message,
     }
 }
@@ -80,20 +83,14 @@ pub fn log_line(message: &str) -> Result<Traffic<'_>, ParseError> {
     let mut spt = None;
     let mut dpt = None;
     for token in fields.split_ascii_whitespace() {
-        // Only keys that start with S, D or P are read: most tokens are
-        // passed over on their first byte.
-        if !matches!(token.as_bytes()[0], b'S' | b'D' | b'P') {
-            continue;
-        }
-        let Some((key, value)) = token.split_once('=') else {
-            continue;
-        };
-        match key {
-            "SRC" => src = Some(value),
-            "DST" => dst = Some(value),
-            "PROTO" => proto = Some(value),
-            "SPT" => spt = Some(value),
-            "DPT" => dpt = Some(value),
+        // Only five keys are read: most tokens are passed over on their
+        // first byte.
+        match token.as_bytes() {
+            [b'S', b'R', b'C', b'=', ..] => src = Some(&token[4..]),
+            [b'D', b'S', b'T', b'=', ..] => dst = Some(&token[4..]),
+            [b'P', b'R', b'O', b'T', b'O', b'=', ..] => proto = Some(&token[6..]),
+            [b'S', b'P', b'T', b'=', ..] => spt = Some(&token[4..]),
+            [b'D', b'P', b'T', b'=', ..] => dpt = Some(&token[4..]),
             _ => {}
         }
         // The kernel writes these five before the TCP flags and window:

@@ -12,11 +12,11 @@
 
 use std::sync::LazyLock;
 
-use memchr::memmem::Finder;
 use crate::error::ParseError;
 use crate::event::{EndReason, Event, Extracted, Traffic, Verdict};
 use crate::kv::{self, Fields};
 use crate::time::LineTime;
+use memchr::memmem::Finder;
 
 /// Whether a message looks like a Stormshield log.
 pub fn is_stormshield(message: &str) -> bool {

@@ -60,7 +60,7 @@ pub fn is_wireguard(line: &str) -> bool {
     }
     // Most lines of a mixed stream are syslog lines without a tab: one
     // fast scan rules them out.
-    if !line.contains('\t') {
+    if memchr::memchr(b'\t', line.as_bytes()).is_none() {
         return false;
     }
     let count = line.bytes().filter(|&b| b == b'\t').count() + 1;
