@@ -111,20 +111,29 @@ impl Pieces {
     fn next(&mut self, input: &mut dyn Read, mut piece: Vec<u8>) -> std::io::Result<Vec<u8>> {
         piece.clear();
         piece.append(&mut self.rest);
+        // Where a line end is looked for: the carried-over bytes have none
+        // after their first line, so from the start.
+        let mut scanned = 0;
         loop {
-            let want = PIECE_BYTES.saturating_sub(piece.len()).max(4096);
+            // A line longer than a piece is read on, in reads as long as
+            // what is already there, each scanned once.
+            let want = PIECE_BYTES
+                .saturating_sub(piece.len())
+                .max(piece.len())
+                .max(4096);
             let read = input.take(want as u64).read_to_end(&mut piece)?;
             if read < want {
                 // The end of the input: all of it, whatever its last line.
                 return Ok(piece);
             }
-            // Else up to the last line end; a line longer than a piece is
-            // read on to its end.
-            if let Some(end) = memchr::memrchr(b'\n', &piece) {
+            // Else up to the last line end.
+            if let Some(end) = memchr::memrchr(b'\n', &piece[scanned..]) {
+                let end = scanned + end;
                 self.rest.extend_from_slice(&piece[end + 1..]);
                 piece.truncate(end + 1);
                 return Ok(piece);
             }
+            scanned = piece.len();
         }
     }
 }

@@ -643,6 +643,11 @@ fn verify_finds_an_altered_or_removed_event() {
          WHERE record_id = (SELECT record_id FROM traffic ORDER BY record_id LIMIT 1 OFFSET 1)",
         "DELETE FROM events WHERE id = 3",
         "DELETE FROM records WHERE id = (SELECT max(id) FROM records)",
+        // A file's row removed: its records name nothing.
+        "DELETE FROM streams WHERE id = (SELECT min(id) FROM streams)",
+        // Another type than ingest writes.
+        "UPDATE records SET raw = 'hello' WHERE id = 3",
+        "UPDATE records SET ts = 'soon' WHERE id = 4",
     ];
     for change in changes {
         let ledger = Ledger::new();
@@ -655,5 +660,31 @@ fn verify_finds_an_altered_or_removed_event() {
         drop(conn);
         let out = ledger.run(&["verify"]);
         assert_eq!(out.status.code(), Some(1), "{change}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.starts_with("record ") || text.contains("belong to no record"),
+            "{change}: {text}"
+        );
+        assert!(
+            out.stderr.is_empty(),
+            "{change}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
+}
+
+#[test]
+fn verify_passes_when_a_raw_line_is_the_same_bytes_as_text() {
+    let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    let ledger = Ledger::new();
+    ledger.ok(&["ingest", "--year", "2024", path_str(&log)]);
+    let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+    conn.execute(
+        "UPDATE records SET raw = CAST(raw AS TEXT) WHERE id = 3",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let out = ledger.ok(&["verify"]);
+    assert!(out.contains("evidence chain is intact"), "{out}");
 }

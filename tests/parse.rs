@@ -288,3 +288,43 @@ fn an_unknown_format_is_refused_with_the_names_it_takes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_line_not_read_moves_no_year_rule() {
+    // Line 1 is not understood (a bad address); its December must not
+    // carry line 2 into the next year, as it does not in `ingest`.
+    let ledger = Ledger::new();
+    let log = ledger.dir.path().join("year.log");
+    std::fs::write(
+        &log,
+        "Dec 31 23:59:00 vpn-lyon openvpn[1873]: j.martin/198.51.100.23:51734 MULTI: Learn: 10.8.0.999 -> j.martin/198.51.100.23:51734\n\
+         Jan 02 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 peer info: IV_VER=2.6.8\n",
+    )
+    .unwrap();
+    let out = ledger.ok(&[
+        "parse",
+        "--json",
+        "--tz",
+        "UTC",
+        "--year",
+        "2023",
+        path_str(&log),
+    ]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines[0]["error"].is_string(), "{out}");
+    assert_eq!(lines[0]["timestamp"], "2023-12-31T23:59:00Z");
+    assert_eq!(lines[1]["timestamp"], "2023-01-02T09:14:03Z");
+    let stats = ledger.ok(&[
+        "parse",
+        "--stats",
+        "--tz",
+        "UTC",
+        "--year",
+        "2023",
+        path_str(&log),
+    ]);
+    assert!(!stats.contains("time not placed"), "{stats}");
+}
