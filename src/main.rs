@@ -2,7 +2,7 @@
 //! failures to exit codes (0 success, 1 runtime failure or altered
 //! evidence, 2 bad usage, configuration, input or id).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -22,9 +22,7 @@ use vpnledger::sessions::{self, SessionFilter, SessionRules};
 use vpnledger::store::{format_utc, Store};
 use vpnledger::{reports, BadInput};
 use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
-use vpnledger_parsers::{
-    vendor, Format, FormatChoice, LineReader, TimeFlag, TimeResolver, Vendor, YearRule,
-};
+use vpnledger_parsers::{vendor, Format, FormatChoice, LineReader, TimeResolver, Vendor, YearRule};
 
 #[derive(Parser)]
 #[command(
@@ -110,6 +108,7 @@ enum Command {
     Parse {
         #[command(flatten)]
         reading: Reading,
+        /// One JSON object per line (what is printed without `--stats`).
         #[arg(long, conflicts_with = "stats")]
         json: bool,
         /// Counts per format and event kind.
@@ -394,10 +393,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify => cmd_verify(&ctx),
         Command::Parse {
             reading,
-            json,
+            json: _,
             stats,
             files,
-        } => cmd_parse(&ctx, &reading, json, stats, &files),
+        } => cmd_parse(&ctx, &reading, stats, &files),
     }
 }
 
@@ -1083,7 +1082,6 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
 fn cmd_parse(
     ctx: &Context,
     reading: &Reading,
-    json: bool,
     stats: bool,
     files: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
@@ -1092,11 +1090,10 @@ fn cmd_parse(
     let received = Utc::now();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    // `--stats` counts (it cannot be given with `--json`); else each line
+    // is printed.
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut total = 0u64;
-    // Counted by format and event kind as the lines go, named at the end:
-    // no text is made per line.
-    let mut line_counts: HashMap<(Format, &'static str), u64> = HashMap::new();
     // Lines understood whose time could not be placed, or that wrote none.
     let (mut time_errors, mut received_time) = (0u64, 0u64);
     for file in files {
@@ -1155,7 +1152,7 @@ fn cmd_parse(
                     (None, None) => "openvpn-status (no event)".to_owned(),
                 };
                 *counts.entry(key).or_default() += 1;
-                if json || !stats {
+                if !stats {
                     let value = json!({
                         "file": name, "line": line.number, "format": Format::OpenVpnStatus.name(),
                         "parser": Vendor::OpenVpn.name(),
@@ -1167,7 +1164,7 @@ fn cmd_parse(
             }
             continue;
         }
-        if stats && !json {
+        if stats {
             // Counting only: the lines are parsed on every core.
             let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
             let counted = vpnledger::parse_stats::count_lines(
@@ -1184,8 +1181,8 @@ fn cmd_parse(
             if counted.errors > 0 {
                 *counts.entry("error".to_owned()).or_default() += counted.errors;
             }
-            for (key, n) in counted.by_kind {
-                *line_counts.entry(key).or_default() += n;
+            for ((format, kind), n) in counted.by_kind {
+                *counts.entry(format!("{format} {kind}")).or_default() += n;
             }
             time_errors += counted.time_errors;
             received_time += counted.received_time;
@@ -1194,7 +1191,6 @@ fn cmd_parse(
         let mut reader = LineReader::new(format);
         let mut index = 0;
         while !bytes.is_empty() {
-            total += 1;
             index += 1;
             let raw = bytes.as_slice();
             let raw = raw.strip_suffix(b"\n").unwrap_or(raw);
@@ -1204,64 +1200,46 @@ fn cmd_parse(
             let value = match &parsed {
                 Ok(p) => {
                     let ts = resolver.resolve(&p.envelope.time, received);
-                    match &ts {
-                        Ok(r) if r.flag == Some(TimeFlag::ReceivedTime) => received_time += 1,
-                        Ok(_) => {}
-                        Err(_) => time_errors += 1,
-                    }
-                    let kind = p.event.as_ref().map_or("(no event)", |e| e.kind());
-                    *line_counts.entry((p.envelope.format, kind)).or_default() += 1;
-                    let value = (json || !stats).then(|| {
-                        json!({
-                            "file": name, "line": index, "format": p.envelope.format.name(),
-                            "parser": vendor(&p.envelope).map(Vendor::name),
-                            "timestamp": ts.as_ref().ok().map(|r| format_utc(r.at)),
-                            "host": p.envelope.host, "app": p.envelope.app, "pid": p.envelope.pid,
-                            "message": p.envelope.message, "event": p.event,
-                            "error": ts.err().map(|e| format!("time: {e}")),
-                        })
-                    });
-                    value
+                    json!({
+                        "file": name, "line": index, "format": p.envelope.format.name(),
+                        "parser": vendor(&p.envelope).map(Vendor::name),
+                        "timestamp": ts.as_ref().ok().map(|r| format_utc(r.at)),
+                        "host": p.envelope.host, "app": p.envelope.app, "pid": p.envelope.pid,
+                        "message": p.envelope.message, "event": p.event,
+                        "error": ts.err().map(|e| format!("time: {e}")),
+                    })
                 }
                 Err(e) => {
-                    *counts.entry("error".to_owned()).or_default() += 1;
-                    (json || !stats).then(|| {
-                        // The envelope may be whole and the message wrong:
-                        // say what the envelope says.
-                        let envelope = reader.envelope(&text);
-                        // Shown, not followed: a line that is not read
-                        // moves no year rule (as `ingest` and `--stats`).
-                        let ts = envelope.as_ref().and_then(|env| {
-                            resolver
-                                .clone()
-                                .resolve(&env.time, received)
-                                .ok()
-                                .map(|r| format_utc(r.at))
-                        });
-                        let env = envelope.as_ref();
-                        json!({
-                            "file": name, "line": index,
-                            "format": env.map(|env| env.format.name()),
-                            "parser": env.and_then(vendor).map(Vendor::name),
-                            "timestamp": ts,
-                            "host": env.and_then(|env| env.host),
-                            "app": env.and_then(|env| env.app),
-                            "pid": env.and_then(|env| env.pid),
-                            "message": env.map_or(&*text, |env| env.message),
-                            "event": null, "error": e.to_string(),
-                        })
+                    // The envelope may be whole and the message wrong:
+                    // say what the envelope says.
+                    let envelope = reader.envelope(&text);
+                    // Shown, not followed: a line that is not read moves no
+                    // year rule (as `ingest` and `--stats`).
+                    let ts = envelope.as_ref().and_then(|env| {
+                        resolver
+                            .clone()
+                            .resolve(&env.time, received)
+                            .ok()
+                            .map(|r| format_utc(r.at))
+                    });
+                    let env = envelope.as_ref();
+                    json!({
+                        "file": name, "line": index,
+                        "format": env.map(|env| env.format.name()),
+                        "parser": env.and_then(vendor).map(Vendor::name),
+                        "timestamp": ts,
+                        "host": env.and_then(|env| env.host),
+                        "app": env.and_then(|env| env.app),
+                        "pid": env.and_then(|env| env.pid),
+                        "message": env.map_or(&*text, |env| env.message),
+                        "event": null, "error": e.to_string(),
                     })
                 }
             };
-            if let Some(value) = value {
-                writeln!(out, "{value}")?;
-            }
+            writeln!(out, "{value}")?;
             bytes.clear();
             input.read_until(b'\n', &mut bytes).map_err(cannot_read)?;
         }
-    }
-    for ((format, kind), n) in line_counts {
-        *counts.entry(format!("{format} {kind}")).or_default() += n;
     }
     if stats {
         let mut t = table(&["format and event", "lines"]);

@@ -27,7 +27,8 @@ pub struct LineStats {
     /// Lines no parser understood.
     pub errors: u64,
     /// Lines understood whose time could not be placed (a local time the
-    /// zone skips is placed, and flagged; a missing time is not).
+    /// zone skips is placed, and flagged; a line without a time is counted
+    /// in `received_time`).
     pub time_errors: u64,
     /// Lines understood that wrote no time: dated when they were read.
     pub received_time: u64,
