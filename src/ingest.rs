@@ -29,7 +29,7 @@ use vpnledger_parsers::{
 };
 
 use crate::config::{default_drop_prefixes, Config};
-use crate::store::{to_micros, Store};
+use crate::store::{to_micros, Store, RUN_MICROS};
 use crate::BadInput;
 
 /// Lines per transaction: large enough to amortise the commit, small
@@ -107,10 +107,14 @@ impl SourceSettings {
     /// Whether a LOG prefix names a drop.
     pub fn names_a_drop(&self, label: Option<&str>) -> bool {
         let Some(label) = label else { return false };
-        let label = label.to_ascii_uppercase();
-        self.drop_prefixes
-            .iter()
-            .any(|word| label.contains(&word.to_ascii_uppercase()))
+        let label = label.as_bytes();
+        self.drop_prefixes.iter().any(|word| {
+            let word = word.as_bytes();
+            word.is_empty()
+                || label
+                    .windows(word.len())
+                    .any(|w| w.eq_ignore_ascii_case(word))
+        })
     }
 }
 
@@ -1119,7 +1123,9 @@ fn chain(
     let mut h = Sha256::new();
     // The link is the previous digest in lower-case hexadecimal, as the
     // first stores kept it: chains written then still verify.
-    h.update(crate::store::hex(previous).as_bytes());
+    let mut link = [0u8; 64];
+    crate::store::hex_into(previous, &mut link);
+    h.update(link);
     h.update(source.as_bytes());
     h.update([0]);
     h.update(fingerprint.as_bytes());
@@ -1230,6 +1236,15 @@ fn as_value_ref<'a>(output: &'a ToSqlOutput<'a>) -> ValueRef<'a> {
     }
 }
 
+/// Writes a batch's rows, chaining each record to the one before.
+///
+/// Records take their ids in the order they are written: first the
+/// records with an event, in the file's order, then the traffic records
+/// grouped by gateway and source address, each group in time and file
+/// order, with a `traffic_runs` row naming each group's ids within one
+/// time slot. The device look-up reads those runs rather than a second
+/// tree of traffic in address order, which every line would have to be
+/// inserted into.
 fn write_rows(
     tx: &Transaction<'_>,
     source: &str,
@@ -1244,22 +1259,65 @@ fn write_rows(
         0
     };
     let mut insert_record = tx.prepare_cached(
-        "INSERT INTO records (stream, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated, chain)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        "INSERT INTO records (stream, line, offset, received, ts, time_flag, format, gateway, host, app, pid, raw, encoding, digest, truncated, chain, src, dst, proto, dst_port, allowed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
     )?;
     let mut insert_event = tx.prepare_cached(&format!(
         "INSERT INTO events (record_id, {EVENT_FACTS})
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
     ))?;
-    let mut insert_traffic = tx.prepare_cached(&format!(
-        "INSERT INTO traffic (record_id, {TRAFFIC_FACTS})
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
-    ))?;
+    let mut insert_run = tx.prepare_cached(
+        "INSERT INTO traffic_runs (gateway, src, hour, first, last) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
     let mut insert_unparsed = tx.prepare_cached(
         "INSERT OR IGNORE INTO unparsed (source, fingerprint, path, line, offset, received, raw, reason, truncated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
-    let (mut src, mut dst) = (String::new(), String::new());
+    // Appends one record with its traffic facts, if any, and returns its
+    // id; `facts` are the values its digest covers.
+    let mut append = |r: &RecordRow,
+                      digest: &mut RecordDigest,
+                      table: &str,
+                      facts: &[ValueRef<'_>],
+                      traffic: Option<(&str, &str, &TrafficRow)>|
+     -> rusqlite::Result<i64> {
+        *digest = chain(
+            digest,
+            source,
+            fingerprint,
+            r.line,
+            r.ts,
+            &r.raw,
+            Some((table, facts)),
+        );
+        insert_record.execute(params![
+            stream,
+            r.line as i64,
+            r.offset as i64,
+            r.received,
+            r.ts,
+            r.time_flag,
+            r.format,
+            &*r.gateway,
+            r.host.as_deref(),
+            r.app.as_deref(),
+            r.pid,
+            r.raw,
+            r.encoding,
+            &digest[..],
+            r.truncated,
+            CHAIN_VERSION,
+            traffic.map(|t| t.0),
+            traffic.map(|t| t.1),
+            traffic.map(|t| &*t.2.proto),
+            traffic.and_then(|t| t.2.dst_port),
+            traffic.map(|t| t.2.allowed),
+        ])?;
+        Ok(tx.last_insert_rowid())
+    };
+
+    // Unparsed lines, and records with an event (or nothing), in order.
+    let mut traffic_rows: Vec<(&RecordRow, &TrafficRow)> = Vec::new();
     for row in rows {
         match row {
             Row::Unparsed {
@@ -1283,102 +1341,118 @@ fn write_rows(
                 ])?;
             }
             Row::Record {
+                record,
+                traffic: Some(t),
+                ..
+            } => traffic_rows.push((record, t)),
+            Row::Record {
                 record: r,
-                event,
-                traffic,
+                event: Some(e),
+                traffic: None,
             } => {
-                // The row the record carries, chained with it.
-                if let Some(t) = traffic {
-                    // Addresses are written as text into buffers kept
-                    // from row to row.
-                    src.clear();
-                    write!(src, "{}", t.src)?;
-                    dst.clear();
-                    write!(dst, "{}", t.dst)?;
-                }
-                let event_values: Option<[&dyn ToSql; 17]> = event.as_ref().map(|e| {
-                    [
-                        &r.gateway as &dyn ToSql,
-                        &r.ts,
-                        &e.kind,
-                        &e.user,
-                        &e.instance,
-                        &e.remote_ip,
-                        &e.remote_port,
-                        &e.virtual_ip,
-                        &e.tunnel,
-                        &e.reason,
-                        &e.detail,
-                        &e.bytes_in,
-                        &e.bytes_out,
-                        &e.since,
-                        &r.pid,
-                        &e.duration,
-                        &e.correlation,
-                    ]
-                });
-                let traffic_values: Option<[&dyn ToSql; 7]> = traffic.as_ref().map(|t| {
-                    [
-                        &r.gateway as &dyn ToSql,
-                        &r.ts,
-                        &src as &dyn ToSql,
-                        &dst,
-                        &t.proto,
-                        &t.dst_port,
-                        &t.allowed,
-                    ]
-                });
-                let (table, values): (&str, &[&dyn ToSql]) = match (&event_values, &traffic_values)
-                {
-                    (Some(e), _) => ("events", e),
-                    (None, Some(t)) => ("traffic", t),
-                    (None, None) => ("none", &[]),
-                };
-                let outputs = value_refs(values)?;
+                let values: [&dyn ToSql; 17] = [
+                    &r.gateway as &dyn ToSql,
+                    &r.ts,
+                    &e.kind,
+                    &e.user,
+                    &e.instance,
+                    &e.remote_ip,
+                    &e.remote_port,
+                    &e.virtual_ip,
+                    &e.tunnel,
+                    &e.reason,
+                    &e.detail,
+                    &e.bytes_in,
+                    &e.bytes_out,
+                    &e.since,
+                    &r.pid,
+                    &e.duration,
+                    &e.correlation,
+                ];
+                let outputs = value_refs(&values)?;
                 let refs: Vec<ValueRef<'_>> = outputs.iter().map(as_value_ref).collect();
-                *digest = chain(
-                    digest,
-                    source,
-                    fingerprint,
-                    r.line,
-                    r.ts,
-                    &r.raw,
-                    Some((table, &refs)),
-                );
-
-                insert_record.execute(params![
-                    stream,
-                    r.line as i64,
-                    r.offset as i64,
-                    r.received,
-                    r.ts,
-                    r.time_flag,
-                    r.format,
-                    &*r.gateway,
-                    r.host.as_deref(),
-                    r.app.as_deref(),
-                    r.pid,
-                    r.raw,
-                    r.encoding,
-                    &digest[..],
-                    r.truncated,
-                    CHAIN_VERSION,
-                ])?;
-                let record_id = tx.last_insert_rowid();
-                if let Some(values) = event_values {
-                    insert_event.execute(params_from_iter(
-                        std::iter::once(&record_id as &dyn ToSql).chain(values),
-                    ))?;
-                }
-                if let Some(values) = traffic_values {
-                    insert_traffic.execute(params_from_iter(
-                        std::iter::once(&record_id as &dyn ToSql).chain(values),
-                    ))?;
-                }
+                let record_id = append(r, digest, "events", &refs, None)?;
+                insert_event.execute(params_from_iter(
+                    std::iter::once(&record_id as &dyn ToSql).chain(values),
+                ))?;
+            }
+            Row::Record {
+                record: r,
+                event: None,
+                traffic: None,
+            } => {
+                append(r, digest, "none", &[], None)?;
             }
         }
     }
+
+    // Traffic records, grouped; a run per group and time slot.
+    traffic_rows.sort_unstable_by(|(ra, ta), (rb, tb)| {
+        (&ra.gateway, ta.src, ra.ts, ra.line).cmp(&(&rb.gateway, tb.src, rb.ts, rb.line))
+    });
+    let (mut src, mut dst) = (String::new(), String::new());
+    // The open run: gateway, source address, slot, first and last id.
+    let mut run: Option<(&str, IpAddr, i64, i64, i64)> = None;
+    let mut close = |run: &(&str, IpAddr, i64, i64, i64), src: &str| -> rusqlite::Result<()> {
+        insert_run
+            .execute(params![run.0, src, run.2, run.3, run.4])
+            .map(drop)
+    };
+    for (r, t) in traffic_rows {
+        let slot = r.ts / RUN_MICROS;
+        if let Some(open) = run.filter(|o| (o.0, o.1, o.2) != (&*r.gateway, t.src, slot)) {
+            close(&open, &src)?;
+            run = None;
+        }
+        // Addresses are written as text into buffers kept from row to
+        // row.
+        write_ip(&mut src, t.src);
+        write_ip(&mut dst, t.dst);
+        let facts = [
+            ValueRef::Text(r.gateway.as_bytes()),
+            ValueRef::Integer(r.ts),
+            ValueRef::Text(src.as_bytes()),
+            ValueRef::Text(dst.as_bytes()),
+            ValueRef::Text(t.proto.as_bytes()),
+            t.dst_port
+                .map_or(ValueRef::Null, |p| ValueRef::Integer(i64::from(p))),
+            ValueRef::Integer(i64::from(t.allowed)),
+        ];
+        let id = append(r, digest, "traffic", &facts, Some((&src, &dst, t)))?;
+        match &mut run {
+            Some(open) => open.4 = id,
+            None => run = Some((&r.gateway, t.src, slot, id, id)),
+        }
+    }
+    if let Some(open) = run {
+        close(&open, &src)?;
+    }
     Ok(())
+}
+
+/// Writes an address as text into `out` (emptied first), as `Display`
+/// does: dotted decimal for IPv4, without going through the formatter.
+fn write_ip(out: &mut String, ip: IpAddr) {
+    out.clear();
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
 }
 
 /// Reads a whole snapshot a status source polled: an OpenVPN status file,
@@ -1509,6 +1583,26 @@ mod tests {
         );
         let other = b"Mar 12 09:14:03 vpn-lyon openvpn[1]: x";
         assert_eq!(redact_private_keys(other), other.to_vec());
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let mut out = String::from("left over");
+        for text in [
+            "0.0.0.0",
+            "10.8.0.2",
+            "172.16.79.27",
+            "192.0.2.117",
+            "255.255.255.255",
+            "100.64.9.10",
+            "2001:db8::1",
+            "::ffff:192.0.2.1",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            write_ip(&mut out, ip);
+            assert_eq!(out, text);
+            assert_eq!(out, ip.to_string());
+        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::ingest::decode;
 use crate::inventory::{Inventory, Site};
 use crate::reports::Report;
 use crate::sessions::Session;
-use crate::store::{format_utc, from_micros, to_micros};
+use crate::store::{format_utc, from_micros, to_micros, RUN_MICROS};
 
 /// Tolerances and margins, from `[reconcile]`.
 #[derive(Debug, Clone, Copy)]
@@ -101,11 +101,23 @@ fn device_record(conn: &Connection, session: &Session, ip: &str) -> anyhow::Resu
     let end = session.end.map_or(i64::MAX, to_micros);
     Ok(conn
         .prepare_cached(
-            "SELECT record_id FROM traffic WHERE gateway = ?1 AND src = ?2 AND dst = ?3
-             AND ts >= ?4 AND ts <= ?5 AND allowed = 1 ORDER BY ts, record_id LIMIT 1",
+            "SELECT r.id FROM traffic_runs t
+             JOIN records r ON r.id BETWEEN t.first AND t.last
+             WHERE t.gateway = ?1 AND t.src = ?2 AND t.hour BETWEEN ?6 AND ?7
+               AND r.gateway = ?1 AND r.src = ?2 AND r.dst = ?3
+               AND r.ts >= ?4 AND r.ts <= ?5 AND r.allowed = 1
+             ORDER BY r.ts, r.id LIMIT 1",
         )?
         .query_row(
-            params![session.gateway, vip, ip, to_micros(session.start), end],
+            params![
+                session.gateway,
+                vip,
+                ip,
+                to_micros(session.start),
+                end,
+                to_micros(session.start) / RUN_MICROS,
+                end / RUN_MICROS
+            ],
             |r| r.get(0),
         )
         .optional()?)

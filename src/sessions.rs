@@ -26,7 +26,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::inventory::Inventory;
-use crate::store::{format_utc, from_micros, Store};
+use crate::store::{format_utc, from_micros, Store, RUN_MICROS};
 
 /// How far apart a status snapshot's "connected since" and a log's start
 /// may be and still be the same connection: the status file counts from
@@ -770,17 +770,23 @@ fn attach_devices(
     let start = session.start.timestamp_micros();
     let end = session.end.map_or(i64::MAX, |e| e.timestamp_micros());
     let mut stmt = conn.prepare_cached(
-        "SELECT dst, proto, dst_port FROM traffic
-         WHERE gateway = ?1 AND src = ?2 AND ts >= ?3 AND ts <= ?4 AND allowed = 1
-         ORDER BY ts, record_id",
+        "SELECT r.dst, r.proto, r.dst_port FROM traffic_runs t
+         JOIN records r ON r.id BETWEEN t.first AND t.last
+         WHERE t.gateway = ?1 AND t.src = ?2 AND t.hour BETWEEN ?5 AND ?6
+           AND r.gateway = ?1 AND r.src = ?2 AND r.ts >= ?3 AND r.ts <= ?4 AND r.allowed = 1
+         ORDER BY r.ts, r.id",
     )?;
-    let rows = stmt.query_map(params![gateway, vip, start, end], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<u16>>(2)?,
-        ))
-    })?;
+    let (first_slot, last_slot) = (start / RUN_MICROS, end / RUN_MICROS);
+    let rows = stmt.query_map(
+        params![gateway, vip, start, end, first_slot, last_slot],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<u16>>(2)?,
+            ))
+        },
+    )?;
     let mut devices: Vec<DeviceReached> = Vec::new();
     for row in rows {
         let (dst, proto, port) = row?;

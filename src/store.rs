@@ -290,7 +290,51 @@ const MIGRATIONS: &[&str] = &[
                r.encoding, lower(hex(r.digest)) AS digest, r.truncated, r.chain
         FROM records r JOIN streams s ON s.id = r.stream;
     "#,
+    // 11: a traffic line is one row, its record's, not two: the traffic
+    // facts are columns of `records`, so a bulk ingest appends instead of
+    // inserting into a second tree in address order. The device look-up
+    // finds them through `traffic_runs`: ingest writes a batch's traffic
+    // records grouped by gateway and source address, and a run names the
+    // ids of one group within one time slot. `traffic` stays, as a view.
+    // Traffic rows that did not match their record (another gateway or
+    // time, a second row, a record with an event, or no record: hand
+    // edits) are kept in `traffic_unmatched`, for `verify` to report,
+    // rather than dropped.
+    r#"
+    ALTER TABLE records ADD COLUMN src TEXT;
+    ALTER TABLE records ADD COLUMN dst TEXT;
+    ALTER TABLE records ADD COLUMN proto TEXT;
+    ALTER TABLE records ADD COLUMN dst_port INTEGER;
+    ALTER TABLE records ADD COLUMN allowed INTEGER;
+    CREATE TABLE traffic_unmatched AS
+        SELECT t.* FROM traffic t LEFT JOIN records r ON r.id = t.record_id
+        WHERE r.id IS NULL OR r.gateway IS NOT t.gateway OR r.ts IS NOT t.ts
+           OR t.record_id IN (SELECT record_id FROM events)
+           OR t.record_id IN (SELECT record_id FROM traffic GROUP BY record_id HAVING count(*) > 1);
+    UPDATE records SET (src, dst, proto, dst_port, allowed) =
+        (SELECT t.src, t.dst, t.proto, t.dst_port, t.allowed FROM traffic t WHERE t.record_id = records.id)
+    WHERE id IN (SELECT record_id FROM traffic EXCEPT SELECT record_id FROM traffic_unmatched);
+    DROP TABLE traffic;
+    CREATE TABLE traffic_runs (
+        gateway TEXT NOT NULL,
+        src     TEXT NOT NULL,
+        hour    INTEGER NOT NULL,
+        first   INTEGER NOT NULL,
+        last    INTEGER NOT NULL,
+        PRIMARY KEY (gateway, src, hour, first)
+    ) WITHOUT ROWID;
+    INSERT INTO traffic_runs
+        SELECT gateway, src, ts / 3600000000, id, id FROM records WHERE src IS NOT NULL;
+    CREATE VIEW traffic AS
+        SELECT id AS record_id, gateway, ts, src, dst, proto, dst_port, allowed
+        FROM records WHERE src IS NOT NULL;
+    "#,
 ];
+
+/// The width of a traffic run's time slot, in microseconds (an hour):
+/// `traffic_runs.hour` is a record's `ts` divided by it, truncated, in
+/// Rust and in SQL alike.
+pub const RUN_MICROS: i64 = 3_600_000_000;
 
 /// An open store.
 pub struct Store {
@@ -386,13 +430,19 @@ impl Store {
 
 /// Lower-case hexadecimal of bytes: digests and ids.
 pub fn hex(bytes: &[u8]) -> String {
+    let mut out = vec![0; bytes.len() * 2];
+    hex_into(bytes, &mut out);
+    String::from_utf8(out).expect("hexadecimal digits are ASCII")
+}
+
+/// Writes the lower-case hexadecimal of `bytes` into `out`, two digits a
+/// byte (`out` is twice as long as `bytes`).
+pub fn hex_into(bytes: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
-    out
 }
 
 /// Microseconds since the epoch, as the store keeps times.
@@ -492,6 +542,93 @@ mod tests {
             .pragma_query_value(None, "foreign_keys", |r| r.get(0))
             .unwrap();
         assert_eq!(enforced, 1);
+    }
+
+    #[test]
+    fn a_store_of_version_10_moves_traffic_onto_its_records_and_keeps_what_does_not_fit() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (index, sql) in MIGRATIONS[..10].iter().enumerate() {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", index + 1).unwrap();
+        }
+        // A traffic row of no record, as a hand edit leaves it.
+        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        conn.execute_batch(
+            "INSERT INTO streams (id, source, fingerprint) VALUES (1, 'lyon', 'ab12');
+             INSERT INTO records (id, stream, line, offset, received, ts, format, gateway, raw, digest, chain)
+             VALUES (5, 1, 7, 640, 1, 1710231243000000, 'rfc3164', 'vpn-lyon', x'00', x'00', 2),
+                    (6, 1, 8, 700, 1, 1710231250000000, 'rfc3164', 'vpn-lyon', x'00', x'00', 2),
+                    (7, 1, 9, 760, 1, 1710238000000000, 'rfc3164', 'vpn-lyon', x'00', x'00', 2);
+             INSERT INTO traffic (gateway, src, ts, record_id, allowed, dst, proto, dst_port) VALUES
+                 ('vpn-lyon', '10.8.0.6', 1710231243000000, 5, 1, '192.168.20.10', 'tcp', 443),
+                 ('vpn-lyon', '10.8.0.6', 1710238000000000, 7, 0, '192.168.20.11', 'udp', NULL),
+                 ('vpn-nice', '10.8.0.6', 1710231250000000, 6, 1, '192.168.20.12', 'tcp', 22),
+                 ('vpn-lyon', '10.8.0.7', 1710231250000000, 99, 1, '192.168.20.13', 'tcp', 22);",
+        )
+        .unwrap();
+        let mut store = Store { conn };
+        store.migrate().unwrap();
+        // The traffic columns of a record, as SQL literals.
+        let facts = |id: i64| -> String {
+            store
+                .conn
+                .query_row(
+                    "SELECT quote(src) || ' ' || quote(dst) || ' ' || quote(proto) || ' '
+                            || quote(dst_port) || ' ' || quote(allowed)
+                     FROM records WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!(facts(5), "'10.8.0.6' '192.168.20.10' 'tcp' 443 1");
+        assert_eq!(facts(7), "'10.8.0.6' '192.168.20.11' 'udp' NULL 0");
+        // Another gateway than its record's: kept aside, not moved.
+        assert_eq!(facts(6), "NULL NULL NULL NULL NULL");
+        let unmatched: Vec<(i64, String)> = store
+            .conn
+            .prepare("SELECT record_id, gateway FROM traffic_unmatched ORDER BY record_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(unmatched, [(6, "vpn-nice".into()), (99, "vpn-lyon".into())]);
+        // One run per record moved, in its hour.
+        let runs: Vec<(String, String, i64, i64, i64)> = store
+            .conn
+            .prepare("SELECT gateway, src, hour, first, last FROM traffic_runs ORDER BY first")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            runs,
+            [
+                (
+                    "vpn-lyon".into(),
+                    "10.8.0.6".into(),
+                    1_710_231_243 / 3600,
+                    5,
+                    5
+                ),
+                (
+                    "vpn-lyon".into(),
+                    "10.8.0.6".into(),
+                    1_710_238_000 / 3600,
+                    7,
+                    7
+                ),
+            ]
+        );
+        let through_view: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM traffic", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(through_view, 2);
     }
 
     #[test]

@@ -430,9 +430,16 @@ fn verify_finds_an_altered_record() {
     assert!(out.contains("17 record(s) verified"), "{out}");
 
     let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+    let id: i64 = conn
+        .query_row(
+            "SELECT id FROM records WHERE CAST(raw AS TEXT) LIKE '%09:47:55%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     conn.execute(
-        "UPDATE records SET raw = CAST(replace(CAST(raw AS TEXT), '09:47:55', '10:47:55') AS BLOB) WHERE id = 14",
-        [],
+        "UPDATE records SET raw = CAST(replace(CAST(raw AS TEXT), '09:47:55', '10:47:55') AS BLOB) WHERE id = ?1",
+        [id],
     )
     .unwrap();
     drop(conn);
@@ -440,7 +447,7 @@ fn verify_finds_an_altered_record() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("record 14 or its event was altered"),
+        text.contains(&format!("record {id} or its event was altered")),
         "{text}"
     );
 }
@@ -639,10 +646,14 @@ fn verify_finds_an_altered_or_removed_event() {
     let log = fixture("corpus/openvpn/syslog-rfc3164.log");
     let changes = [
         "UPDATE events SET user = 's.bernard' WHERE user = 'j.martin'",
-        "UPDATE traffic SET dst = '192.168.30.99'
-         WHERE record_id = (SELECT record_id FROM traffic ORDER BY record_id LIMIT 1 OFFSET 1)",
+        "UPDATE records SET dst = '192.168.30.99'
+         WHERE id = (SELECT record_id FROM traffic ORDER BY record_id LIMIT 1 OFFSET 1)",
+        // A traffic line's facts removed: it reads as a record of nothing.
+        "UPDATE records SET src = NULL, dst = NULL, proto = NULL, dst_port = NULL, allowed = NULL
+         WHERE id = (SELECT max(record_id) FROM traffic)",
         "DELETE FROM events WHERE id = 3",
-        "DELETE FROM records WHERE id = (SELECT max(id) FROM records)",
+        "DELETE FROM records WHERE id = (SELECT max(record_id) FROM events)",
+        "DELETE FROM records WHERE id = (SELECT min(record_id) FROM traffic)",
         // A file's row removed: its records name nothing.
         "DELETE FROM streams WHERE id = (SELECT min(id) FROM streams)",
         // Another type than ingest writes.
@@ -670,6 +681,28 @@ fn verify_finds_an_altered_or_removed_event() {
             "{change}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+}
+
+#[test]
+fn verify_finds_traffic_the_device_look_up_cannot_see() {
+    let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    let changes = [
+        "DELETE FROM traffic_runs WHERE first = (SELECT max(first) FROM traffic_runs)",
+        "UPDATE traffic_runs SET last = first WHERE first = (SELECT min(first) FROM traffic_runs WHERE last > first)",
+        "UPDATE traffic_runs SET src = '10.8.0.99' WHERE first = (SELECT min(first) FROM traffic_runs)",
+    ];
+    for change in changes {
+        let ledger = Ledger::new();
+        ledger.ok(&["ingest", "--year", "2024", path_str(&log)]);
+        ledger.ok(&["verify"]);
+        let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+        assert!(conn.execute(change, []).unwrap() > 0, "{change}");
+        drop(conn);
+        let out = ledger.run(&["verify"]);
+        assert_eq!(out.status.code(), Some(1), "{change}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("is in no traffic run"), "{change}: {text}");
     }
 }
 

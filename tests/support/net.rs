@@ -87,13 +87,15 @@ fn open_read_only(db: &Path) -> rusqlite::Connection {
     conn
 }
 
-/// Every record, in the order stored.
+/// Every record, in the order its stream read it (a record's id is the
+/// order of writing: within a batch, traffic records come after the
+/// others, grouped by gateway and address).
 pub fn stored_records(db: &Path) -> Vec<StoredLine> {
     let conn = open_read_only(db);
     let mut stmt = conn
         .prepare(
             "SELECT s.source, r.raw, r.host, r.app, r.pid, r.ts, r.truncated
-             FROM records r JOIN streams s ON s.id = r.stream ORDER BY r.id",
+             FROM records r JOIN streams s ON s.id = r.stream ORDER BY r.stream, r.line, r.id",
         )
         .expect("prepare");
     stmt.query_map([], |r| {
