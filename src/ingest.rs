@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::net::IpAddr;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -556,7 +557,8 @@ struct RecordRow {
     host: Option<Arc<str>>,
     app: Option<Arc<str>>,
     pid: Option<u32>,
-    raw: Vec<u8>,
+    /// Where its line lies in the stream's `raw` buffer.
+    raw: Range<usize>,
     encoding: Option<&'static str>,
 }
 
@@ -613,6 +615,8 @@ pub struct Stream {
     /// The line being read was cut at the source's size limit.
     truncated: bool,
     rows: Vec<Row>,
+    /// The lines of the records in `rows`, one after the other.
+    raw: Vec<u8>,
     /// Gateway, host, program and protocol names, one copy of each: a
     /// record refers to them rather than owning its own.
     names: HashSet<Arc<str>>,
@@ -677,6 +681,7 @@ impl Stream {
             checkpointed: true,
             truncated: false,
             rows: Vec::new(),
+            raw: Vec::new(),
             names: HashSet::new(),
             summary: IngestSummary {
                 files: 1,
@@ -700,6 +705,7 @@ impl Stream {
             checkpointed: false,
             truncated: false,
             rows: Vec::new(),
+            raw: Vec::new(),
             names: HashSet::new(),
             summary: IngestSummary::default(),
         }
@@ -717,6 +723,13 @@ impl Stream {
         let new: Arc<str> = Arc::from(name);
         self.names.insert(new.clone());
         new
+    }
+
+    /// Keeps a record's line until the commit.
+    fn keep_raw(&mut self, line: &[u8]) -> Range<usize> {
+        let start = self.raw.len();
+        self.raw.extend_from_slice(line);
+        start..self.raw.len()
     }
 
     /// Rows waiting for a commit.
@@ -809,7 +822,7 @@ impl Stream {
             host,
             app,
             pid: envelope.pid,
-            raw: raw.to_vec(),
+            raw: self.keep_raw(raw),
             encoding,
         };
         self.push_event(record, &event, None);
@@ -858,9 +871,11 @@ impl Stream {
             &self.fingerprint,
             &self.path,
             &self.rows,
+            &self.raw,
             &mut digest,
         )?;
         self.rows.clear();
+        self.raw.clear();
         // Their sessions are rebuilt after this commit; should that never
         // happen (a crash), the mark says so to the next start.
         {
@@ -1251,6 +1266,7 @@ fn write_rows(
     fingerprint: &str,
     path: &str,
     rows: &[Row],
+    lines: &[u8],
     digest: &mut RecordDigest,
 ) -> anyhow::Result<()> {
     let stream = if rows.iter().any(|r| matches!(r, Row::Record { .. })) {
@@ -1287,7 +1303,7 @@ fn write_rows(
             fingerprint,
             r.line,
             r.ts,
-            &r.raw,
+            &lines[r.raw.clone()],
             Some((table, facts)),
         );
         insert_record.execute(params![
@@ -1302,7 +1318,7 @@ fn write_rows(
             r.host.as_deref(),
             r.app.as_deref(),
             r.pid,
-            r.raw,
+            &lines[r.raw.clone()],
             r.encoding,
             &digest[..],
             r.truncated,
@@ -1387,8 +1403,15 @@ fn write_rows(
     }
 
     // Traffic records, grouped; a run per group and time slot.
+    // Gateway names are shared within a stream: the same one is the same
+    // pointer, and only different ones are compared as text.
     traffic_rows.sort_unstable_by(|(ra, ta), (rb, tb)| {
-        (&ra.gateway, ta.src, ra.ts, ra.line).cmp(&(&rb.gateway, tb.src, rb.ts, rb.line))
+        let gateway = if Arc::ptr_eq(&ra.gateway, &rb.gateway) {
+            std::cmp::Ordering::Equal
+        } else {
+            ra.gateway.cmp(&rb.gateway)
+        };
+        gateway.then_with(|| (ta.src, ra.ts, ra.line).cmp(&(tb.src, rb.ts, rb.line)))
     });
     let (mut src, mut dst) = (String::new(), String::new());
     // The open run: gateway, source address, slot, first and last id.
@@ -1561,7 +1584,7 @@ fn ingest_status(
             host: None,
             app: None,
             pid: None,
-            raw: raw.to_vec(),
+            raw: stream.keep_raw(raw),
             encoding,
         };
         stream.push_event(record, event, since);
