@@ -1133,11 +1133,14 @@ fn cmd_parse(
         // A log is read line by line, so memory does not grow with it; a
         // status file is read whole.
         let is_stdin = file.as_os_str() == "-";
+        // `--stats` reads pieces of a MiB: a small buffer lets those reads
+        // go straight into the piece rather than through it.
+        let capacity = if stats { 64 << 10 } else { 1 << 20 };
         let mut input: Box<dyn BufRead> = if is_stdin {
-            Box::new(BufReader::with_capacity(1 << 20, std::io::stdin()))
+            Box::new(BufReader::with_capacity(capacity, std::io::stdin()))
         } else {
             Box::new(BufReader::with_capacity(
-                1 << 20,
+                capacity,
                 File::open(file).map_err(cannot_read)?,
             ))
         };

@@ -60,7 +60,8 @@ struct Piece {
 fn parse_piece(bytes: Vec<u8>, format: FormatChoice, encoding: &'static Encoding) -> Piece {
     let mut reader = LineReader::new(format);
     let mut stats = LineStats::default();
-    let mut times = Vec::new();
+    // About one line per 100 bytes: grown once or not at all.
+    let mut times = Vec::with_capacity(bytes.len() / 100);
     // A handful of (format, kind) pairs: a list beats a hash per line.
     let mut by_kind: Vec<((Format, &'static str), u64)> = Vec::new();
     let mut start = 0;

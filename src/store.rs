@@ -306,6 +306,7 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE records ADD COLUMN proto TEXT;
     ALTER TABLE records ADD COLUMN dst_port INTEGER;
     ALTER TABLE records ADD COLUMN allowed INTEGER;
+    CREATE INDEX traffic_record ON traffic(record_id);
     CREATE TABLE traffic_unmatched AS
         SELECT t.* FROM traffic t LEFT JOIN records r ON r.id = t.record_id
         WHERE r.id IS NULL OR r.gateway IS NOT t.gateway OR r.ts IS NOT t.ts

@@ -13,6 +13,9 @@
 //! slashes, and is `UNDEF` for clients authenticated by username only.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 use crate::error::ParseError;
 use crate::event::{EndReason, Event};
@@ -42,7 +45,7 @@ fn real_address(text: &str) -> Option<SocketAddr> {
 /// followed by an address and a space, so a CN with spaces or slashes
 /// still reads whole.
 fn client_prefix(msg: &str) -> Option<(ClientPrefix<'_>, &str)> {
-    let first_word = msg.split(' ').next().unwrap_or("");
+    let first_word = &msg[..msg.bytes().position(|b| b == b' ').unwrap_or(msg.len())];
     if real_address(first_word).is_some() {
         let rest = &msg[first_word.len()..];
         return Some((
@@ -95,9 +98,16 @@ pub fn message(msg: &str) -> Result<Option<Event<'_>>, ParseError> {
 
 /// `[CN] Peer Connection Initiated with [AF_INET]198.51.100.23:51734`
 fn peer_connection_initiated(body: &str) -> Option<&str> {
+    static INITIATED: LazyLock<Finder<'static>> =
+        LazyLock::new(|| Finder::new("] Peer Connection Initiated with "));
     let inner = body.strip_prefix('[')?;
-    let end = inner.find("] Peer Connection Initiated with ")?;
+    let end = INITIATED.find(inner.as_bytes())?;
     Some(&inner[..end])
+}
+
+/// Whether `needle`, a searcher built once, occurs in `body`.
+fn has(body: &str, needle: &Finder<'_>) -> bool {
+    needle.find(body.as_bytes()).is_some()
 }
 
 /// `SIGTERM[soft,remote-exit] received, client-instance exiting`: the
@@ -127,8 +137,8 @@ fn signal_reason(reason: &str) -> EndReason {
 }
 
 /// A value between single quotes after `lead`: `... username 'x' ...`.
-fn quoted_after<'a>(body: &'a str, lead: &str) -> Option<&'a str> {
-    let start = body.find(lead)? + lead.len();
+fn quoted_after<'a>(body: &'a str, lead: &Finder<'_>) -> Option<&'a str> {
+    let start = lead.find(body.as_bytes())? + lead.needle().len();
     let rest = &body[start..];
     let inner = rest.strip_prefix('\'')?;
     let end = inner.rfind('\'')?;
@@ -236,9 +246,12 @@ fn client_message<'a>(
         }
         return Ok(Some(ended(user, instance, signal_reason(reason), body)));
     }
-    if body.contains("Inactivity timeout (--ping-restart)")
-        || body.contains("Inactivity timeout (--inactive)")
-        || body.contains("Inactivity timeout (--ping-exit)")
+    static INACTIVITY: LazyLock<Finder<'static>> =
+        LazyLock::new(|| Finder::new("Inactivity timeout (--"));
+    if has(body, &INACTIVITY)
+        && (body.contains("Inactivity timeout (--ping-restart)")
+            || body.contains("Inactivity timeout (--inactive)")
+            || body.contains("Inactivity timeout (--ping-exit)"))
     {
         return Ok(Some(ended(user, instance, EndReason::Timeout, body)));
     }
@@ -246,25 +259,28 @@ fn client_message<'a>(
         return Ok(Some(ended(user, instance, EndReason::ConnectionLost, body)));
     }
 
+    static NEW_CONNECTION: LazyLock<Finder<'static>> =
+        LazyLock::new(|| Finder::new("MULTI: new connection by client "));
     if body.starts_with("MULTI: new connection by client ") {
-        if let Some(cn) = quoted_after(body, "MULTI: new connection by client ")
-            .and_then(|q| q.split("' will cause").next())
+        if let Some(cn) =
+            quoted_after(body, &NEW_CONNECTION).and_then(|q| q.split("' will cause").next())
         {
             return Ok(Some(Event::ClientReplaced { user: cn, instance }));
         }
     }
 
-    if let Some(name) = quoted_after(
-        body,
-        "TLS: Username/Password authentication succeeded for username ",
-    ) {
+    static AUTHENTICATED: LazyLock<Finder<'static>> = LazyLock::new(|| {
+        Finder::new("TLS: Username/Password authentication succeeded for username ")
+    });
+    if let Some(name) = quoted_after(body, &AUTHENTICATED) {
         let name = name.split('\'').next().unwrap_or(name);
         return Ok(Some(Event::UserAuthenticated {
             user: name,
             instance: Some(instance),
         }));
     }
-    if body.starts_with("TLS Auth Error:") || body.contains("AUTH_FAILED") {
+    static AUTH_FAILED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new("AUTH_FAILED"));
+    if body.starts_with("TLS Auth Error:") || has(body, &AUTH_FAILED) {
         return Ok(Some(Event::AuthFailed {
             user,
             instance: Some(instance),
