@@ -999,6 +999,21 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
         println!("{orphans} event row(s) belong to no record: their records were removed");
         return Ok(ExitCode::from(1));
     }
+    // The tables of traffic (schema 11) are there: a store whose upgrade
+    // was undone by hand says so, not "no such table".
+    for table in ["traffic_runs", "traffic_unmatched"] {
+        let present: bool = store.conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )?;
+        if !present {
+            println!(
+                "the store has no table {table}: it was removed by hand or by another program"
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
     // Traffic rows the upgrade to one row per line could not put on
     // their record: they differed from it, or it was gone.
     let unmatched: i64 =
@@ -1011,27 +1026,8 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     }
-    // Every traffic record is in a run, where the device look-up finds it.
-    let unindexed: Option<i64> = store
-        .conn
-        .query_row(
-            &format!(
-                "SELECT r.id FROM records r WHERE r.src IS NOT NULL AND NOT EXISTS (
-                     SELECT 1 FROM traffic_runs t
-                     WHERE t.gateway = r.gateway AND t.src = r.src
-                       AND t.hour = r.ts / {}
-                       AND r.id BETWEEN t.first AND t.last)
-                 ORDER BY r.id LIMIT 1",
-                store::RUN_MICROS
-            ),
-            [],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(id) = unindexed {
-        println!(
-            "traffic record {id} is in no traffic run: the device look-up cannot see it (a run was removed or altered)"
-        );
+    if let Some(problem) = traffic_problem(&store.conn)? {
+        println!("{problem}");
         return Ok(ExitCode::from(1));
     }
 
@@ -1108,6 +1104,114 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     println!("{count} record(s) verified: the evidence chain is intact, no line stored twice");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What is wrong with the traffic facts and their runs, if anything.
+/// A record is a line of traffic or carries an event, never both; a
+/// traffic record has a source; every traffic record is in exactly one
+/// run, where the device look-up finds it; and a run names only traffic
+/// records of its gateway, source and hour, all of them present. Each
+/// check is one pass or one seek per row, so a store of millions of
+/// lines is walked in seconds.
+fn traffic_problem(conn: &rusqlite::Connection) -> anyhow::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    let first = |sql: &str| -> rusqlite::Result<Option<i64>> {
+        conn.query_row(sql, [], |r| r.get(0)).optional()
+    };
+    if let Some(id) = first(
+        "SELECT r.id FROM records r JOIN events e ON e.record_id = r.id
+         WHERE r.src IS NOT NULL OR r.dst IS NOT NULL OR r.proto IS NOT NULL
+            OR r.dst_port IS NOT NULL OR r.allowed IS NOT NULL
+         ORDER BY r.id LIMIT 1",
+    )? {
+        return Ok(Some(format!(
+            "record {id} has an event and traffic facts: ingest writes one or the other (the record was altered)"
+        )));
+    }
+    if let Some(id) = first(
+        "SELECT id FROM records
+         WHERE src IS NULL AND (dst IS NOT NULL OR proto IS NOT NULL
+            OR dst_port IS NOT NULL OR allowed IS NOT NULL)
+         ORDER BY id LIMIT 1",
+    )? {
+        return Ok(Some(format!(
+            "record {id} has traffic facts but no source address (the record was altered)"
+        )));
+    }
+    // The run that could hold a record is the last one of its group that
+    // begins at or before it: one seek in the runs' key.
+    if let Some(id) = first(&format!(
+        "SELECT r.id FROM records r
+         WHERE r.src IS NOT NULL AND coalesce((
+             SELECT t.last FROM traffic_runs t
+             WHERE t.gateway = r.gateway AND t.src = r.src
+               AND t.hour = r.ts / {} AND t.first <= r.id
+             ORDER BY t.first DESC LIMIT 1), r.id - 1) < r.id
+         ORDER BY r.id LIMIT 1",
+        store::RUN_MICROS
+    ))? {
+        return Ok(Some(format!(
+            "traffic record {id} is in no traffic run: the device look-up cannot see it (a run was removed or altered)"
+        )));
+    }
+    let run: Option<(String, String, i64, i64, i64)> = conn
+        .query_row(
+            &format!(
+                "SELECT t.gateway, t.src, t.hour, t.first, t.last FROM traffic_runs t
+                 WHERE t.last < t.first OR t.last - t.first + 1 != (
+                     SELECT count(*) FROM records r
+                     WHERE r.id BETWEEN t.first AND t.last AND r.gateway = t.gateway
+                       AND r.src = t.src AND r.ts / {} = t.hour)
+                 LIMIT 1",
+                store::RUN_MICROS
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    if let Some((gateway, src, hour, first, last)) = run {
+        // The first id of the run that is not one of its records.
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id FROM records WHERE id BETWEEN ?1 AND ?2 AND gateway = ?3 AND src = ?4
+               AND ts / {} = ?5 ORDER BY id",
+            store::RUN_MICROS
+        ))?;
+        let mut expected = first;
+        let mut ids = stmt.query(rusqlite::params![first, last, gateway, src, hour])?;
+        while let Some(row) = ids.next()? {
+            if row.get::<_, i64>(0)? != expected {
+                break;
+            }
+            expected += 1;
+        }
+        return Ok(Some(if first <= last {
+            format!(
+                "record {expected}, named by the traffic run of {gateway}, source {src}, records {first} to {last}, \
+                 is gone or is not traffic of that source in that hour: it was removed or altered, or the run was"
+            )
+        } else {
+            format!(
+                "the traffic run of {gateway}, source {src}, from record {first} ends before it, at {last}: the run was altered"
+            )
+        }));
+    }
+    let overlap: Option<(String, String, i64)> = conn
+        .query_row(
+            "SELECT gateway, src, first FROM (
+                 SELECT gateway, src, first,
+                        lag(last) OVER (PARTITION BY gateway, src, hour ORDER BY first) AS before
+                 FROM traffic_runs)
+             WHERE before >= first LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((gateway, src, first)) = overlap {
+        return Ok(Some(format!(
+            "two traffic runs of {gateway}, source {src}, both name record {first}: the look-up would count its traffic twice (a run was added or altered)"
+        )));
+    }
+    Ok(None)
 }
 
 fn cmd_parse(

@@ -8,12 +8,17 @@
 //! - `checkpoints`: per file identity, how far it was read;
 //! - `streams`: the files and live streams records come from (source and
 //!   file identity), by number;
-//! - `records`: the log lines that carried an event (the evidence), with
-//!   their raw bytes and a digest chain that `verify` walks; the view
-//!   `record_lines` shows them with their source, identity and digest in
-//!   hexadecimal;
-//! - `events`: the session facts of those records; `traffic`: connections
-//!   a firewall saw;
+//! - `records`: the log lines that carried an event or a firewall's
+//!   traffic (the evidence), with their raw bytes and a digest chain that
+//!   `verify` walks; a traffic line's facts (source, destination, protocol,
+//!   port, allowed) are columns of its record. The view `record_lines`
+//!   shows records with their source, identity and digest in hexadecimal,
+//!   the view `traffic` the traffic records;
+//! - `events`: the session facts of the records that carry one;
+//! - `traffic_runs`: per gateway, source address and hour, the ranges of
+//!   record ids that hold its traffic, which the device look-up reads;
+//!   `traffic_unmatched`: traffic rows an upgrade could not put on their
+//!   record, kept for `verify` to report;
 //! - `unparsed`: lines no parser understood, kept raw with the reason;
 //! - `sessions`: rebuilt from events, per gateway;
 //! - `reports`, `report_versions`: intervention reports and their history;
@@ -29,7 +34,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 /// How long a command waits for another writer (the daemon) to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// SQLite's page cache, in KiB. The indexes on traffic and events take
+/// SQLite's page cache, in KiB. The events index and `traffic_runs` take
 /// rows in gateway order, not time order, so their pages are touched all
 /// over; with SQLite's 2 MiB default a bulk ingest spends its time reading
 /// back pages it has just written. This is most of the process's memory.

@@ -687,22 +687,72 @@ fn verify_finds_an_altered_or_removed_event() {
 #[test]
 fn verify_finds_traffic_the_device_look_up_cannot_see() {
     let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    // Each change, and what verify must say of it.
     let changes = [
-        "DELETE FROM traffic_runs WHERE first = (SELECT max(first) FROM traffic_runs)",
-        "UPDATE traffic_runs SET last = first WHERE first = (SELECT min(first) FROM traffic_runs WHERE last > first)",
-        "UPDATE traffic_runs SET src = '10.8.0.99' WHERE first = (SELECT min(first) FROM traffic_runs)",
+        (
+            "DELETE FROM traffic_runs WHERE first = (SELECT max(first) FROM traffic_runs)",
+            "is in no traffic run",
+        ),
+        (
+            "UPDATE traffic_runs SET last = first WHERE first = (SELECT min(first) FROM traffic_runs WHERE last > first)",
+            "is in no traffic run",
+        ),
+        (
+            "UPDATE traffic_runs SET src = '10.8.0.99' WHERE first = (SELECT min(first) FROM traffic_runs)",
+            "is in no traffic run",
+        ),
+        // The last records removed: their run still names them.
+        (
+            "DELETE FROM records WHERE id >= (SELECT max(first) FROM traffic_runs)",
+            "is gone or is not traffic of that source in that hour",
+        ),
+        // A run that also names a record of the run beside it.
+        (
+            "UPDATE traffic_runs SET last = last + 1 WHERE first = (SELECT min(first) FROM traffic_runs)",
+            "is gone or is not traffic of that source in that hour",
+        ),
+        (
+            "INSERT INTO traffic_runs SELECT gateway, src, hour, first + 1, last FROM traffic_runs
+             WHERE last > first LIMIT 1",
+            "both name record",
+        ),
+        // Traffic facts on a record that carries an event, with a run to
+        // show them to the look-up.
+        (
+            "UPDATE records SET src = '10.8.0.6', dst = '192.168.30.99', proto = 'TCP', dst_port = 22, allowed = 1
+             WHERE id = (SELECT max(record_id) FROM events);
+             INSERT INTO traffic_runs SELECT gateway, src, ts / 3600000000, id, id FROM records
+             WHERE id = (SELECT max(record_id) FROM events)",
+            "has an event and traffic facts",
+        ),
+        (
+            "UPDATE records SET src = NULL WHERE id = (SELECT min(record_id) FROM traffic)",
+            "has traffic facts but no source address",
+        ),
+        ("DROP TABLE traffic_runs", "has no table traffic_runs"),
+        ("DROP TABLE traffic_unmatched", "has no table traffic_unmatched"),
     ];
-    for change in changes {
+    for (change, said) in changes {
         let ledger = Ledger::new();
         ledger.ok(&["ingest", "--year", "2024", path_str(&log)]);
         ledger.ok(&["verify"]);
         let conn = rusqlite::Connection::open(&ledger.db).unwrap();
-        assert!(conn.execute(change, []).unwrap() > 0, "{change}");
+        let before = conn.total_changes();
+        conn.execute_batch(change).unwrap();
+        assert!(
+            conn.total_changes() > before || change.starts_with("DROP"),
+            "{change}"
+        );
         drop(conn);
         let out = ledger.run(&["verify"]);
         assert_eq!(out.status.code(), Some(1), "{change}");
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("is in no traffic run"), "{change}: {text}");
+        assert!(text.contains(said), "{change}: {text}");
+        assert!(
+            out.stderr.is_empty(),
+            "{change}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
