@@ -132,7 +132,17 @@ pub fn log_line(line: &str) -> Envelope<'_> {
 
 /// Whether a line starts with an OpenVPN log timestamp (used by detection).
 pub(crate) fn starts_with_timestamp(line: &str) -> bool {
-    log_timestamp(line).is_ok_and(|(rest, _)| rest.starts_with(' ') || rest.is_empty())
+    // Most lines of a mixed stream are syslog lines: what either form must
+    // begin with (`YYYY-`, or three letters, a blank and a month's first
+    // letter) rules them out before the parser runs.
+    let could_be = match line.as_bytes() {
+        [y0, y1, y2, y3, b'-', ..] => [y0, y1, y2, y3].iter().all(|b| b.is_ascii_digit()),
+        [w0, w1, w2, b' ', m0, ..] => {
+            [w0, w1, w2].iter().all(|b| b.is_ascii_alphabetic()) && m0.is_ascii_alphabetic()
+        }
+        _ => false,
+    };
+    could_be && log_timestamp(line).is_ok_and(|(rest, _)| rest.starts_with(' ') || rest.is_empty())
 }
 
 #[cfg(test)]
