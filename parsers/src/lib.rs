@@ -160,7 +160,11 @@ pub fn detect(line: &str) -> Option<Format> {
     if openvpn::log::starts_with_timestamp(line) {
         return Some(Format::OpenVpnLog);
     }
-    if wireguard::is_wireguard(line) {
+    // A WireGuard dump line has tabs (or is a `# poll` line), a Stormshield
+    // line a `"` (in ` fw="`, or begins `id=firewall`): one scan for either
+    // byte rules both out on most lines, before their own checks.
+    let tab_or_quote = memchr::memchr2(b'\t', b'"', line.as_bytes()).is_some();
+    if (tab_or_quote || line.starts_with("# poll ")) && wireguard::is_wireguard(line) {
         return Some(Format::WireGuard);
     }
     if conntrack::is_conntrack(line) {
@@ -173,7 +177,7 @@ pub fn detect(line: &str) -> Option<Format> {
     if fortigate::is_fortigate(rest) {
         return Some(Format::FortiGate);
     }
-    if stormshield::is_stormshield(rest) {
+    if (tab_or_quote || rest.starts_with("id=firewall ")) && stormshield::is_stormshield(rest) {
         return Some(Format::Stormshield);
     }
     let first = rest.trim_start_matches(|c: char| {
@@ -427,6 +431,22 @@ pub fn message_event<'a>(envelope: &Envelope<'a>) -> Result<Extracted<'a>, Parse
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        // `detect` skips these two checks on a line without a tab or a
+        // `"`: what they accept must have one (or the prefix they name).
+        #[test]
+        fn wireguard_and_stormshield_lines_have_what_detect_looks_for(
+            line in "(# poll |id=firewall )?[ -~\t]{0,80}( fw=\"[a-z]{1,4}\" logtype=[a-z]{1,5})?"
+        ) {
+            if wireguard::is_wireguard(&line) {
+                proptest::prop_assert!(line.contains('\t') || line.starts_with("# poll "));
+            }
+            if stormshield::is_stormshield(&line) {
+                proptest::prop_assert!(line.contains('"') || line.starts_with("id=firewall "));
+            }
+        }
+    }
 
     #[test]
     fn detects_each_stream_format() {

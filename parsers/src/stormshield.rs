@@ -18,7 +18,9 @@ use crate::kv::{self, Fields};
 use crate::time::LineTime;
 use memchr::memmem::Finder;
 
-/// Whether a message looks like a Stormshield log.
+/// Whether a message looks like a Stormshield log. True only for a message
+/// that begins `id=firewall ` or holds a `"`: [`crate::detect`] rules out
+/// the others before calling it.
 pub fn is_stormshield(message: &str) -> bool {
     static FW: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" fw=\""));
     static LOGTYPE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(" logtype="));

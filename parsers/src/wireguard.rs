@@ -53,7 +53,8 @@ const NONE: &str = "(none)";
 ///
 /// An interface that has no private key prints `(none)` for both keys and
 /// is not recognised here; a source configured as `wireguard` still reads
-/// it.
+/// it. True only for a line with a tab or one that begins `# poll `:
+/// [`crate::detect`] rules out the others before calling it.
 pub fn is_wireguard(line: &str) -> bool {
     if line.starts_with("# poll ") {
         return true;
