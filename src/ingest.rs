@@ -865,6 +865,7 @@ impl Stream {
         // to it, so no other writer may slip in between.
         let tx = store.write_transaction()?;
         let mut digest = last_digest(&tx)?;
+        let head = digest;
         write_rows(
             &tx,
             &self.settings.name,
@@ -874,6 +875,14 @@ impl Stream {
             &self.raw,
             &mut digest,
         )?;
+        if digest != head {
+            // The chain's new head, in the same transaction as its records.
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO chain_head (one, record_id, digest)
+                 SELECT 1, id, digest FROM records ORDER BY id DESC LIMIT 1",
+            )?
+            .execute([])?;
+        }
         self.rows.clear();
         self.raw.clear();
         // Their sessions are rebuilt after this commit; should that never

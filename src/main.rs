@@ -962,6 +962,7 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
         "events",
         "traffic_runs",
         "traffic_unmatched",
+        "chain_head",
     ] {
         let present: bool = store.conn.query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -1063,8 +1064,10 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
     let mut rows = stmt.query([])?;
     let mut previous = ingest::GENESIS;
     let mut count = 0u64;
+    let mut last_id = None;
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
+        last_id = Some(id);
         let columns = |from: usize, n: usize| -> rusqlite::Result<Vec<_>> {
             (from..from + n).map(|i| row.get_ref(i)).collect()
         };
@@ -1114,6 +1117,46 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
         };
         previous = expected;
         count += 1;
+    }
+    // The chain ends where the last commit left its head: newer records
+    // removed, or records written without moving it, show here.
+    drop(rows);
+    drop(stmt);
+    let head: Option<(i64, Vec<u8>)> = match store
+        .conn
+        .query_row("SELECT record_id, digest FROM chain_head", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+    {
+        Ok(head) => head,
+        Err(_) => {
+            println!("the store's chain head holds a value of another type than ingest writes: it was altered");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let head_problem = match (head, last_id) {
+        (None, None) => None,
+        (Some((head, _)), None) => Some(format!(
+            "the store has no record, but its chain head names record {head}: records were removed"
+        )),
+        (None, Some(last)) => Some(format!(
+            "the store's chain head is gone, and record {last} is the last: the head was removed"
+        )),
+        (Some((head, _)), Some(last)) if head > last => Some(format!(
+            "the chain head names record {head}, but the last record is {last}: the newest record(s) were removed"
+        )),
+        (Some((head, _)), Some(last)) if head < last => Some(format!(
+            "records after {head} (the chain head) up to {last} were written without moving it: by hand, or by an earlier vpnledger running beside this one"
+        )),
+        (Some((_, digest)), Some(last)) if digest[..] != previous[..] => Some(format!(
+            "the chain head's digest is not that of record {last}, the last: the record or the head was altered"
+        )),
+        _ => None,
+    };
+    if let Some(problem) = head_problem {
+        println!("{problem}");
+        return Ok(ExitCode::from(1));
     }
     println!("{count} record(s) verified: the evidence chain is intact, no line stored twice");
     Ok(ExitCode::SUCCESS)

@@ -22,7 +22,8 @@
 //! - `unparsed`: lines no parser understood, kept raw with the reason;
 //! - `sessions`: rebuilt from events, per gateway;
 //! - `reports`, `report_versions`: intervention reports and their history;
-//! - `resolutions`: auditors' explanations of discrepancies.
+//! - `resolutions`: auditors' explanations of discrepancies;
+//! - `chain_head`: the last record written and its digest.
 
 use std::path::Path;
 use std::time::Duration;
@@ -335,6 +336,18 @@ const MIGRATIONS: &[&str] = &[
         SELECT id AS record_id, gateway, ts, src, dst, proto, dst_port, allowed
         FROM records WHERE src IS NOT NULL;
     "#,
+    // 12: the chain's head, the last record written and its digest, kept
+    // beside the records by each commit: removing the newest records
+    // leaves the head naming one that is gone, for `verify` to report.
+    r#"
+    CREATE TABLE chain_head (
+        one       INTEGER PRIMARY KEY CHECK (one = 1),
+        record_id INTEGER NOT NULL,
+        digest    BLOB NOT NULL
+    );
+    INSERT INTO chain_head (one, record_id, digest)
+        SELECT 1, id, digest FROM records ORDER BY id DESC LIMIT 1;
+    "#,
 ];
 
 /// The width of a traffic run's time slot, in microseconds (an hour):
@@ -635,6 +648,24 @@ mod tests {
             .query_row("SELECT count(*) FROM traffic", [], |r| r.get(0))
             .unwrap();
         assert_eq!(through_view, 2);
+        // The chain's head is the last record (schema 12).
+        let head: (i64, Vec<u8>) = store
+            .conn
+            .query_row("SELECT record_id, digest FROM chain_head", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(head, (7, vec![0]));
+    }
+
+    #[test]
+    fn an_empty_store_gets_an_empty_chain_head() {
+        let store = Store::in_memory();
+        let heads: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM chain_head", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(heads, 0);
     }
 
     #[test]

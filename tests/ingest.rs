@@ -762,9 +762,15 @@ fn verify_finds_traffic_the_device_look_up_cannot_see() {
         ),
         ("DROP TABLE traffic_unmatched", "has no table traffic_unmatched"),
     ];
+    verify_says_after(&log, &changes);
+}
+
+/// Ingests `log`, makes each change to the store as a hand edit would,
+/// and checks that `verify` then fails saying what was expected.
+fn verify_says_after(log: &std::path::Path, changes: &[(&str, &str)]) {
     for (change, said) in changes {
         let ledger = Ledger::new();
-        ledger.ok(&["ingest", "--year", "2024", path_str(&log)]);
+        ledger.ok(&["ingest", "--year", "2024", path_str(log)]);
         ledger.ok(&["verify"]);
         let conn = rusqlite::Connection::open(&ledger.db).unwrap();
         let before = conn.total_changes();
@@ -784,6 +790,35 @@ fn verify_finds_traffic_the_device_look_up_cannot_see() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn verify_finds_the_newest_records_removed() {
+    let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    // The last record removed with everything that names it: its event
+    // or its place in a run.
+    let remove_last = "
+        UPDATE traffic_runs SET last = last - 1
+        WHERE last = (SELECT max(id) FROM records) AND first < last;
+        DELETE FROM traffic_runs WHERE first = (SELECT max(id) FROM records);
+        DELETE FROM events WHERE record_id = (SELECT max(id) FROM records);
+        DELETE FROM records WHERE id = (SELECT max(id) FROM records);";
+    verify_says_after(
+        &log,
+        &[
+            (remove_last, "the newest record(s) were removed"),
+            ("DELETE FROM chain_head", "the store's chain head is gone"),
+            (
+                "UPDATE chain_head SET digest = zeroblob(32)",
+                "the chain head's digest is not that of record",
+            ),
+            (
+                "UPDATE chain_head SET record_id = record_id - 1",
+                "were written without moving it",
+            ),
+            ("DROP TABLE chain_head", "has no table chain_head"),
+        ],
+    );
 }
 
 #[test]
