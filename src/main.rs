@@ -954,6 +954,10 @@ fn cmd_resolve(
 
 fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
     let store = ctx.existing_store()?;
+    // One read transaction: every check sees the same commit, while a
+    // daemon beside it goes on writing (the chain's head and the last
+    // record must be of one moment).
+    let _snapshot = store.conn.unchecked_transaction()?;
     // The tables verify reads are there: a store damaged by hand says so,
     // not "no such table".
     for table in [
