@@ -1135,7 +1135,7 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
     {
         Ok(head) => head,
         Err(_) => {
-            println!("the store's chain head holds a value of another type than ingest writes: it was altered");
+            println!("the store's chain head cannot be read as ingest writes it (a value of another type, or columns changed): it was altered");
             return Ok(ExitCode::from(1));
         }
     };

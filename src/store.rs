@@ -382,8 +382,24 @@ impl Store {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Only a new, empty file takes it (before WAL mode is set).
         conn.pragma_update(None, "page_size", PAGE_SIZE)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .with_context(|| format!("cannot use the store {}", path.display()))?;
+        // Two commands creating the store at once: the second to switch
+        // it to WAL may be told it is locked, busy timeout or not; it
+        // tries again for as long as a write would wait.
+        let started = std::time::Instant::now();
+        loop {
+            match conn.pragma_update(None, "journal_mode", "WAL") {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::DatabaseBusy
+                        && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => {
+                    other.with_context(|| format!("cannot use the store {}", path.display()))?;
+                    break;
+                }
+            }
+        }
         // With WAL, NORMAL syncs at checkpoints only: a power cut may lose
         // the last commits, never corrupt the file or split a commit, so a
         // checkpoint and its data still land together or not at all.

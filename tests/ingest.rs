@@ -793,6 +793,40 @@ fn verify_says_after(log: &std::path::Path, changes: &[(&str, &str)]) {
 }
 
 #[test]
+fn the_newest_records_removed_stay_seen_after_more_are_written() {
+    let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    let more = fixture("corpus/strongswan/charon-syslog.log");
+    let ledger = Ledger::new();
+    ledger.ok(&["ingest", "--year", "2024", path_str(&log)]);
+    let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+    let last: i64 = conn
+        .query_row("SELECT max(id) FROM records", [], |r| r.get(0))
+        .unwrap();
+    conn.execute_batch(
+        "UPDATE traffic_runs SET last = last - 1
+         WHERE last = (SELECT max(id) FROM records) AND first < last;
+         DELETE FROM traffic_runs WHERE first = (SELECT max(id) FROM records);
+         DELETE FROM events WHERE record_id = (SELECT max(id) FROM records);
+         DELETE FROM records WHERE id = (SELECT max(id) FROM records);",
+    )
+    .unwrap();
+    drop(conn);
+    // The next ingest chains onto the head, the removed record's digest:
+    // its first record takes the removed id and does not follow from the
+    // record before it.
+    ledger.ok(&["ingest", "--year", "2024", path_str(&more)]);
+    let out = ledger.run(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "record {last} or its event was altered, or a record before it removed"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
 fn verify_finds_the_newest_records_removed() {
     let log = fixture("corpus/openvpn/syslog-rfc3164.log");
     // The last record removed with everything that names it: its event
