@@ -865,7 +865,7 @@ impl Stream {
         // to it, so no other writer may slip in between.
         let tx = store.write_transaction()?;
         let mut digest = chain_link(&tx)?;
-        let head = digest;
+        let link = digest;
         write_rows(
             &tx,
             &self.settings.name,
@@ -875,7 +875,7 @@ impl Stream {
             &self.raw,
             &mut digest,
         )?;
-        if digest != head {
+        if digest != link {
             // The chain's new head, in the same transaction as its records.
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO chain_head (one, record_id, digest)
@@ -1199,33 +1199,20 @@ const CHAIN_VERSION: i64 = 2;
 /// the removal stays in the chain, for `verify` to report, rather than
 /// being covered by the records written after it.
 fn chain_link(tx: &Transaction<'_>) -> anyhow::Result<RecordDigest> {
-    use rusqlite::types::ValueRef;
-    let last = last_digest(tx)?;
-    let head: Option<(i64, Vec<u8>)> = tx
-        .query_row("SELECT record_id, digest FROM chain_head", [], |r| {
-            let bytes = match r.get_ref(1)? {
-                ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
-                _ => Vec::new(),
-            };
-            Ok((r.get::<_, Option<i64>>(0)?.unwrap_or(-1), bytes))
-        })
+    // The head's digest as bytes, and whether its record still has it.
+    let head: Option<(Vec<u8>, bool)> = tx
+        .query_row(
+            "SELECT coalesce(CAST(h.digest AS BLOB), x''), r.digest IS h.digest
+             FROM chain_head h LEFT JOIN records r ON r.id = h.record_id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
-    let Some((id, head)) = head else {
-        return Ok(last);
+    let head = match head {
+        Some((head, false)) => head,
+        _ => return last_digest(tx),
     };
-    let stored: Option<Vec<u8>> = tx
-        .query_row("SELECT digest FROM records WHERE id = ?1", [id], |r| {
-            Ok(match r.get_ref(0)? {
-                ValueRef::Blob(b) | ValueRef::Text(b) => b.to_vec(),
-                _ => Vec::new(),
-            })
-        })
-        .optional()?;
-    if stored.as_deref() == Some(&head[..]) {
-        return Ok(last);
-    }
     tracing::warn!(
-        record = id,
         "the chain's head names a record that is gone or altered (records removed by hand): new records chain onto the head, and verify will report the gap"
     );
     // A head of another length than a digest (altered too) still gives a

@@ -1124,8 +1124,6 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
     }
     // The chain ends where the last commit left its head: newer records
     // removed, or records written without moving it, show here.
-    drop(rows);
-    drop(stmt);
     let head: Option<(i64, Vec<u8>)> = match store
         .conn
         .query_row("SELECT record_id, digest FROM chain_head", [], |r| {
