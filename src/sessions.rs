@@ -769,51 +769,59 @@ fn attach_devices(
     };
     let start = session.start.timestamp_micros();
     let end = session.end.map_or(i64::MAX, |e| e.timestamp_micros());
+    // Rows come in run order and are put in time order here: a sort of
+    // one session's rows in memory costs less than SQLite's sorter.
     let mut stmt = conn.prepare_cached(
-        "SELECT r.dst, r.proto, r.dst_port FROM traffic_runs t
+        "SELECT r.ts, r.id, r.dst, r.proto, r.dst_port FROM traffic_runs t
          JOIN records r ON r.id BETWEEN t.first AND t.last
          WHERE t.gateway = ?1 AND t.src = ?2 AND t.hour BETWEEN ?5 AND ?6
-           AND r.gateway = ?1 AND r.src = ?2 AND r.ts >= ?3 AND r.ts <= ?4 AND r.allowed = 1
-         ORDER BY r.ts, r.id",
+           AND r.gateway = ?1 AND r.src = ?2 AND r.ts >= ?3 AND r.ts <= ?4 AND r.allowed = 1",
     )?;
     let (first_slot, last_slot) = (start / RUN_MICROS, end / RUN_MICROS);
-    let rows = stmt.query_map(
-        params![gateway, vip, start, end, first_slot, last_slot],
-        |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<u16>>(2)?,
-            ))
-        },
-    )?;
-    let mut devices: Vec<DeviceReached> = Vec::new();
-    for row in rows {
-        let (dst, proto, port) = row?;
-        let Ok(ip) = dst.parse::<IpAddr>() else {
+    let mut rows = stmt.query(params![gateway, vip, start, end, first_slot, last_slot])?;
+    // Internal destinations reached: time, record id, address and the
+    // index of their protocol and port in `ports`.
+    let mut reached: Vec<(i64, i64, IpAddr, usize)> = Vec::new();
+    let mut ports: Vec<(String, Option<u16>)> = Vec::new();
+    while let Some(row) = rows.next()? {
+        let Ok(ip) = text_column(row, 2)?.parse::<IpAddr>() else {
             continue;
         };
         if !inventory.is_internal(ip) {
             session.public_destinations += 1;
             continue;
         }
-        let port = match port {
+        let proto = text_column(row, 3)?;
+        let port: Option<u16> = row.get(4)?;
+        let label = match ports.iter().position(|(p, n)| p == proto && *n == port) {
+            Some(i) => i,
+            None => {
+                ports.push((proto.to_owned(), port));
+                ports.len() - 1
+            }
+        };
+        reached.push((row.get(0)?, row.get(1)?, ip, label));
+    }
+    reached.sort_unstable_by_key(|&(ts, id, ..)| (ts, id));
+    let labels: Vec<String> = ports
+        .into_iter()
+        .map(|(proto, port)| match port {
             Some(p) => format!("{proto}/{p}"),
             None => proto,
-        };
-        match devices.iter_mut().find(|d| d.ip == dst) {
-            Some(d) => {
-                if !d.ports.contains(&port) {
-                    d.ports.push(port);
+        })
+        .collect();
+    // Devices in the order they were first reached, each with its ports
+    // in the order they were first used.
+    let mut devices: Vec<(IpAddr, Vec<usize>)> = Vec::new();
+    for (_, _, ip, label) in reached {
+        match devices.iter_mut().find(|(d, _)| *d == ip) {
+            Some((_, used)) => {
+                if !used.contains(&label) {
+                    used.push(label);
                 }
             }
             None => {
-                let name = inventory.device_at(ip).map(|(_, d)| d.name.clone());
-                devices.push(DeviceReached {
-                    ip: dst.clone(),
-                    name,
-                    ports: vec![port],
-                });
+                devices.push((ip, vec![label]));
                 if let Some(site) = inventory.site_of_ip(ip) {
                     if !session.sites.contains(&site.id) {
                         session.sites.push(site.id.clone());
@@ -822,8 +830,27 @@ fn attach_devices(
             }
         }
     }
+    let devices = devices
+        .into_iter()
+        .map(|(ip, used)| DeviceReached {
+            ip: ip.to_string(),
+            name: inventory.device_at(ip).map(|(_, d)| d.name.clone()),
+            ports: used.into_iter().map(|i| labels[i].clone()).collect(),
+        })
+        .collect();
     session.devices = devices;
     Ok(())
+}
+
+/// A text column of a traffic row: an error naming the column if a hand
+/// edit stored another type there.
+fn text_column<'r>(row: &'r rusqlite::Row<'_>, index: usize) -> anyhow::Result<&'r str> {
+    row.get_ref(index)?.as_str().map_err(|e| {
+        anyhow::anyhow!(
+            "traffic column {} of a record is not text: {e}",
+            row.as_ref().column_name(index).unwrap_or("?")
+        )
+    })
 }
 
 /// Marks a session that resumes the same identity's previous one on the
