@@ -1328,6 +1328,7 @@ fn write_rows(
         "INSERT OR IGNORE INTO unparsed (source, fingerprint, path, line, offset, received, raw, reason, truncated)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
+    let mut binder = Binder::default();
     // Appends one record with its traffic facts, if any, and returns its
     // id; `facts` are the values its digest covers.
     let mut append = |r: &RecordRow,
@@ -1345,29 +1346,39 @@ fn write_rows(
             &lines[r.raw.clone()],
             Some((table, facts)),
         );
-        insert_record.execute(params![
-            stream,
-            r.line as i64,
-            r.offset as i64,
-            r.received,
-            r.ts,
-            r.time_flag,
-            r.format,
-            &*r.gateway,
-            r.host.as_deref(),
-            r.app.as_deref(),
-            r.pid,
-            &lines[r.raw.clone()],
-            r.encoding,
-            &digest[..],
-            r.truncated,
-            CHAIN_VERSION,
-            traffic.map(|t| t.0),
-            traffic.map(|t| t.1),
-            traffic.map(|t| &*t.2.proto),
-            traffic.and_then(|t| t.2.dst_port),
-            traffic.map(|t| t.2.allowed),
-        ])?;
+        fn text(t: &str) -> ValueRef<'_> {
+            ValueRef::Text(t.as_bytes())
+        }
+        fn maybe(v: Option<ValueRef<'_>>) -> ValueRef<'_> {
+            v.unwrap_or(ValueRef::Null)
+        }
+        let int = ValueRef::Integer;
+        let binder = &mut binder;
+        let stmt = &mut insert_record;
+        binder.bind(stmt, 1, int(stream))?;
+        binder.bind_new(stmt, 2, int(r.line as i64))?;
+        binder.bind_new(stmt, 3, int(r.offset as i64))?;
+        binder.bind(stmt, 4, int(r.received))?;
+        binder.bind(stmt, 5, int(r.ts))?;
+        binder.bind(stmt, 6, maybe(r.time_flag.map(text)))?;
+        binder.bind(stmt, 7, text(r.format))?;
+        binder.bind(stmt, 8, text(&r.gateway))?;
+        binder.bind(stmt, 9, maybe(r.host.as_deref().map(text)))?;
+        binder.bind(stmt, 10, maybe(r.app.as_deref().map(text)))?;
+        binder.bind(stmt, 11, maybe(r.pid.map(|p| int(i64::from(p)))))?;
+        binder.bind_new(stmt, 12, ValueRef::Blob(&lines[r.raw.clone()]))?;
+        binder.bind(stmt, 13, maybe(r.encoding.map(text)))?;
+        binder.bind_new(stmt, 14, ValueRef::Blob(&digest[..]))?;
+        binder.bind(stmt, 15, int(i64::from(r.truncated)))?;
+        binder.bind(stmt, 16, int(CHAIN_VERSION))?;
+        binder.bind(stmt, 17, maybe(traffic.map(|t| text(t.0))))?;
+        binder.bind(stmt, 18, maybe(traffic.map(|t| text(t.1))))?;
+        binder.bind(stmt, 19, maybe(traffic.map(|t| text(&t.2.proto))))?;
+        let port = traffic.and_then(|t| t.2.dst_port);
+        binder.bind(stmt, 20, maybe(port.map(|p| int(i64::from(p)))))?;
+        let allowed = traffic.map(|t| int(i64::from(t.2.allowed)));
+        binder.bind(stmt, 21, maybe(allowed))?;
+        stmt.raw_execute()?;
         Ok(tx.last_insert_rowid())
     };
 
@@ -1490,6 +1501,101 @@ fn write_rows(
         close(&open, &src)?;
     }
     Ok(())
+}
+
+/// Binds a statement's parameters only when their value changes. SQLite
+/// keeps a statement's bindings from one execution to the next, and most
+/// of a record's columns (its stream, format, program, gateway, and within
+/// a group of traffic its source) are those of the record before; binding
+/// each copies it into SQLite anew.
+#[derive(Default)]
+struct Binder {
+    /// The value bound to each parameter (by its index less one), when
+    /// known: a fresh statement's bindings are not.
+    bound: Vec<Option<Bound>>,
+}
+
+/// A value bound, kept to compare the next one with.
+#[derive(Debug)]
+enum Bound {
+    Null,
+    Integer(i64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+impl Bound {
+    fn is(&self, value: &ValueRef<'_>) -> bool {
+        match (self, value) {
+            (Bound::Null, ValueRef::Null) => true,
+            (Bound::Integer(a), ValueRef::Integer(b)) => a == b,
+            (Bound::Text(a), ValueRef::Text(b)) | (Bound::Blob(a), ValueRef::Blob(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// Keeps `value`, reusing this one's buffer.
+    fn keep(slot: &mut Option<Bound>, value: &ValueRef<'_>) {
+        let reuse = |slot: &mut Option<Bound>, bytes: &[u8], text: bool| {
+            let mut buffer = match slot.take() {
+                Some(Bound::Text(b) | Bound::Blob(b)) => b,
+                _ => Vec::new(),
+            };
+            buffer.clear();
+            buffer.extend_from_slice(bytes);
+            *slot = Some(if text {
+                Bound::Text(buffer)
+            } else {
+                Bound::Blob(buffer)
+            });
+        };
+        match *value {
+            ValueRef::Text(t) => reuse(slot, t, true),
+            ValueRef::Blob(b) => reuse(slot, b, false),
+            ValueRef::Integer(i) => *slot = Some(Bound::Integer(i)),
+            ValueRef::Null | ValueRef::Real(_) => *slot = Some(Bound::Null),
+        }
+    }
+}
+
+impl Binder {
+    /// Binds `value` to parameter `index` (from 1) unless it is bound
+    /// already.
+    fn bind(
+        &mut self,
+        stmt: &mut rusqlite::Statement<'_>,
+        index: usize,
+        value: ValueRef<'_>,
+    ) -> rusqlite::Result<()> {
+        if self.bound.len() < index {
+            self.bound.resize_with(index, || None);
+        }
+        let slot = &mut self.bound[index - 1];
+        if slot.as_ref().is_some_and(|b| b.is(&value)) {
+            return Ok(());
+        }
+        // A real is never kept: it is bound each time.
+        if matches!(value, ValueRef::Real(_)) {
+            *slot = None;
+        } else {
+            Bound::keep(slot, &value);
+        }
+        stmt.raw_bind_parameter(index, ToSqlOutput::Borrowed(value))
+    }
+
+    /// Binds a value that is new each time (a line, a digest), without
+    /// comparing or keeping it.
+    fn bind_new(
+        &mut self,
+        stmt: &mut rusqlite::Statement<'_>,
+        index: usize,
+        value: ValueRef<'_>,
+    ) -> rusqlite::Result<()> {
+        if let Some(slot) = self.bound.get_mut(index - 1) {
+            *slot = None;
+        }
+        stmt.raw_bind_parameter(index, ToSqlOutput::Borrowed(value))
+    }
 }
 
 /// Writes an address as text into `out` (emptied first), as `Display`
@@ -1635,6 +1741,63 @@ fn ingest_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_bound_only_when_they_change_are_stored_as_given() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, a, b)")
+            .unwrap();
+        let mut stmt = conn
+            .prepare("INSERT INTO t (a, b) VALUES (?1, ?2)")
+            .unwrap();
+        let mut binder = Binder::default();
+        // The same bytes as text then as a blob, a value back to NULL, a
+        // number equal to the one before, a line bound anew each time.
+        let rows = [
+            (ValueRef::Text(b"gw-a"), ValueRef::Integer(7)),
+            (ValueRef::Text(b"gw-a"), ValueRef::Integer(7)),
+            (ValueRef::Blob(b"gw-a"), ValueRef::Null),
+            (ValueRef::Null, ValueRef::Null),
+            (ValueRef::Text(b"gw-b"), ValueRef::Text(b"7")),
+            (ValueRef::Text(b"gw-b"), ValueRef::Integer(7)),
+        ];
+        for (a, b) in rows {
+            binder.bind(&mut stmt, 1, a).unwrap();
+            binder.bind_new(&mut stmt, 2, b).unwrap();
+            stmt.raw_execute().unwrap();
+        }
+        // Each row's type and bytes of `a`, type and text of `b`.
+        type Stored = (String, Option<Vec<u8>>, String, Option<String>);
+        let stored: Vec<Stored> = conn
+            .prepare(
+                "SELECT typeof(a), CAST(a AS BLOB), typeof(b), CAST(b AS TEXT) FROM t ORDER BY n",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected = [
+            ("text", Some(&b"gw-a"[..]), "integer", Some("7")),
+            ("text", Some(b"gw-a"), "integer", Some("7")),
+            ("blob", Some(b"gw-a"), "null", None),
+            ("null", None, "null", None),
+            ("text", Some(b"gw-b"), "text", Some("7")),
+            ("text", Some(b"gw-b"), "integer", Some("7")),
+        ];
+        assert_eq!(stored.len(), expected.len());
+        for (got, want) in stored.iter().zip(expected) {
+            assert_eq!(
+                (
+                    got.0.as_str(),
+                    got.1.as_deref(),
+                    got.2.as_str(),
+                    got.3.as_deref()
+                ),
+                want
+            );
+        }
+    }
 
     #[test]
     fn a_malformed_wireguard_interface_line_is_kept_without_its_private_key() {
