@@ -618,8 +618,14 @@ pub struct Stream {
     /// The lines of the records in `rows`, one after the other.
     raw: Vec<u8>,
     /// Gateway, host, program and protocol names, one copy of each: a
-    /// record refers to them rather than owning its own.
-    names: HashSet<Arc<str>>,
+    /// record refers to them rather than owning its own. (A name read from
+    /// a line is hashed with a seeded hash, not SipHash: it costs less per
+    /// line and still keeps crafted names from colliding at will.)
+    names: HashSet<Arc<str>, foldhash::fast::RandomState>,
+    /// The gateways of the pending rows, by where their name lies in
+    /// `names`: each is looked for in the summary once per batch. (The
+    /// daemon takes the summary's gateways after each commit.)
+    gateways_seen: HashSet<usize, foldhash::fast::RandomState>,
     pub summary: IngestSummary,
 }
 
@@ -682,7 +688,8 @@ impl Stream {
             truncated: false,
             rows: Vec::new(),
             raw: Vec::new(),
-            names: HashSet::new(),
+            names: HashSet::default(),
+            gateways_seen: HashSet::default(),
             summary: IngestSummary {
                 files: 1,
                 ..Default::default()
@@ -706,7 +713,8 @@ impl Stream {
             truncated: false,
             rows: Vec::new(),
             raw: Vec::new(),
-            names: HashSet::new(),
+            names: HashSet::default(),
+            gateways_seen: HashSet::default(),
             summary: IngestSummary::default(),
         }
     }
@@ -830,7 +838,8 @@ impl Stream {
 
     fn push_event(&mut self, record: RecordRow, event: &Event<'_>, since: Option<i64>) {
         self.summary.records += 1;
-        if !self.summary.gateways.contains(&*record.gateway) {
+        let at = Arc::as_ptr(&record.gateway).cast::<u8>() as usize;
+        if self.gateways_seen.insert(at) && !self.summary.gateways.contains(&*record.gateway) {
             self.summary.gateways.insert(record.gateway.to_string());
         }
         let (event_row, traffic_row) = match event {
@@ -885,6 +894,7 @@ impl Stream {
         }
         self.rows.clear();
         self.raw.clear();
+        self.gateways_seen.clear();
         // Their sessions are rebuilt after this commit; should that never
         // happen (a crash), the mark says so to the next start.
         {
@@ -1741,6 +1751,7 @@ fn ingest_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn values_bound_only_when_they_change_are_stored_as_given() {
@@ -1797,6 +1808,39 @@ mod tests {
                 want
             );
         }
+    }
+
+    #[test]
+    fn each_batch_lists_the_gateways_of_its_own_records() {
+        let settings = Arc::new(SourceSettings {
+            name: "syslog".into(),
+            gateway: None,
+            format: FormatChoice::Auto,
+            zone: chrono_tz::UTC,
+            encoding: encoding_rs::UTF_8,
+            drop_prefixes: Vec::new(),
+        });
+        let mut stream = Stream::live(settings, "udp:514".into(), "udp".into());
+        let mut store = Store::in_memory();
+        let received = Utc.with_ymd_and_hms(2024, 3, 12, 9, 20, 0).unwrap();
+        let line = |host: &str, n: u32| {
+            format!("<30>Mar 12 09:14:{n:02} {host} openvpn[7]: 198.51.100.7:50000 [a.tech] Peer Connection Initiated with [AF_INET]198.51.100.7:50000")
+        };
+        stream.read_message(line("vpn-lyon", 1).as_bytes(), received, false);
+        stream.read_message(line("vpn-nantes", 2).as_bytes(), received, false);
+        stream.read_message(line("vpn-lyon", 3).as_bytes(), received, false);
+        stream.commit(&mut store, received).unwrap();
+        // The daemon takes the batch's gateways to rebuild their sessions.
+        let first = std::mem::take(&mut stream.summary.gateways);
+        assert_eq!(first.iter().collect::<Vec<_>>(), ["vpn-lyon", "vpn-nantes"]);
+        // A gateway already seen in the batch before is listed again.
+        stream.read_message(line("vpn-nantes", 4).as_bytes(), received, false);
+        stream.commit(&mut store, received).unwrap();
+        assert_eq!(
+            stream.summary.gateways.iter().collect::<Vec<_>>(),
+            ["vpn-nantes"]
+        );
+        assert_eq!(stream.summary.records, 4);
     }
 
     #[test]
