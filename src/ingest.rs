@@ -199,7 +199,10 @@ struct Checkpoint {
     offset: u64,
     line: u64,
     year: Option<i32>,
+    /// Month and day of the latest line read (the day is unknown in a
+    /// checkpoint written before it was kept).
     last_month: Option<u32>,
+    last_day: Option<u32>,
     /// How many bytes before `offset` `tail` covers.
     tail_len: u64,
     /// The digest of those bytes.
@@ -209,7 +212,7 @@ struct Checkpoint {
 fn load_checkpoint(conn: &Connection, fingerprint: &str) -> anyhow::Result<Option<Checkpoint>> {
     Ok(conn
         .query_row(
-            "SELECT offset, line, year, last_month, tail_len, tail FROM checkpoints WHERE fingerprint = ?1",
+            "SELECT offset, line, year, last_month, tail_len, tail, last_day FROM checkpoints WHERE fingerprint = ?1",
             [fingerprint],
             |r| {
                 Ok(Checkpoint {
@@ -219,6 +222,7 @@ fn load_checkpoint(conn: &Connection, fingerprint: &str) -> anyhow::Result<Optio
                     last_month: r.get(3)?,
                     tail_len: r.get::<_, i64>(4)? as u64,
                     tail: r.get(5)?,
+                    last_day: r.get(6)?,
                 })
             },
         )
@@ -375,7 +379,7 @@ pub fn ingest(
     };
     let year_rule = YearRule::Sequential {
         year: first_year,
-        last_month: None,
+        latest: None,
     };
     let mut stream = Stream::for_file(
         store,
@@ -496,13 +500,21 @@ impl std::io::Write for TailWindow {
 }
 
 /// The year of a file's first line when `--year` is not given: the
-/// modification time dates the last line, and every time the month goes
-/// back between two lines a year began.
+/// modification time dates the last line, and the years between are
+/// counted with the rule that reads the file ([`YearRule::Sequential`]:
+/// a month going back begins a year, a late line does not).
 pub fn first_line_year(path: &Path, modified: DateTime<Utc>, zone: Tz) -> anyhow::Result<i32> {
+    // Any leap year: the count starts from it.
+    const START: i32 = 2000;
     let file =
         File::open(path).map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
-    let mut rollovers = 0;
-    let mut last_month: Option<u32> = None;
+    let mut counter = TimeResolver::new(
+        chrono_tz::UTC,
+        YearRule::Sequential {
+            year: START,
+            latest: None,
+        },
+    );
     let mut buffer = Vec::new();
     let mut reader = BufReader::with_capacity(1 << 20, file);
     loop {
@@ -512,20 +524,22 @@ pub fn first_line_year(path: &Path, modified: DateTime<Utc>, zone: Tz) -> anyhow
         }
         let text = String::from_utf8_lossy(&buffer);
         if let Ok(envelope) = vpnledger_parsers::syslog::rfc3164(text.trim_end()) {
-            if let LineTime::YearLess { month, .. } = envelope.time {
-                if last_month.is_some_and(|last| month < last) {
-                    rollovers += 1;
-                }
-                last_month = Some(month);
+            if let LineTime::YearLess { .. } = envelope.time {
+                // A date that exists in no year of the count (29 February
+                // after it rolled) moves nothing, as when the file is read.
+                let _ = counter.resolve(&envelope.time, modified);
             }
         }
     }
+    let YearRule::Sequential { year, latest } = counter.year_rule() else {
+        unreachable!("the counter was made with the sequential rule");
+    };
     let modified_local = modified.with_timezone(&zone);
     let mut last_year = modified_local.year();
-    if last_month.is_some_and(|m| m > modified_local.month()) {
+    if latest.is_some_and(|(month, _)| month > modified_local.month()) {
         last_year -= 1;
     }
-    Ok(last_year - rollovers)
+    Ok(last_year - (year - START))
 }
 
 /// A row waiting for the next commit.
@@ -668,7 +682,7 @@ impl Stream {
                     (YearRule::ClosestToReceived, _) | (_, None) => new_year,
                     (YearRule::Sequential { .. }, Some(year)) => YearRule::Sequential {
                         year,
-                        last_month: c.last_month,
+                        latest: c.last_month.map(|m| (m, c.last_day.unwrap_or(31))),
                     },
                 };
                 (c.offset, c.line, year)
@@ -908,16 +922,16 @@ impl Stream {
             tx.commit()?;
             return Ok(());
         }
-        let (year, last_month) = match self.resolver.year_rule() {
-            YearRule::Sequential { year, last_month } => (Some(year), last_month),
+        let (year, latest) = match self.resolver.year_rule() {
+            YearRule::Sequential { year, latest } => (Some(year), latest),
             YearRule::ClosestToReceived => (None, None),
         };
         // The digest of the bytes before the offset; a stream that read
         // nothing since it resumed keeps the one committed before.
         let tail = &self.tail.bytes;
         tx.execute(
-            "INSERT INTO checkpoints (fingerprint, source, path, offset, line, year, last_month, lines_read, updated, tail_len, tail)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10)
+            "INSERT INTO checkpoints (fingerprint, source, path, offset, line, year, last_month, last_day, lines_read, updated, tail_len, tail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?11, ?5, ?8, ?9, ?10)
              ON CONFLICT(fingerprint) DO UPDATE SET
                source = excluded.source, path = excluded.path,
                tail_len = CASE WHEN excluded.tail_len > 0 OR excluded.offset != checkpoints.offset
@@ -925,7 +939,7 @@ impl Stream {
                tail = CASE WHEN excluded.tail_len > 0 OR excluded.offset != checkpoints.offset
                            THEN excluded.tail ELSE checkpoints.tail END,
                offset = excluded.offset,
-               line = excluded.line, year = excluded.year, last_month = excluded.last_month,
+               line = excluded.line, year = excluded.year, last_month = excluded.last_month, last_day = excluded.last_day,
                lines_read = excluded.lines_read, updated = excluded.updated",
             params![
                 self.fingerprint,
@@ -934,10 +948,11 @@ impl Stream {
                 self.offset as i64,
                 self.line as i64,
                 year,
-                last_month,
+                latest.map(|(month, _)| month),
                 to_micros(now),
                 tail.len() as i64,
                 (!tail.is_empty()).then(|| tail_digest(tail)),
+                latest.map(|(_, day)| day),
             ],
         )?;
         tx.commit()?;

@@ -1352,13 +1352,7 @@ fn cmd_parse(
                 ingest_year_from(file, modified, zone)?
             }
         };
-        let mut resolver = TimeResolver::new(
-            zone,
-            YearRule::Sequential {
-                year,
-                last_month: None,
-            },
-        );
+        let mut resolver = TimeResolver::new(zone, YearRule::Sequential { year, latest: None });
         if is_status {
             input.read_to_end(&mut bytes).map_err(cannot_read)?;
             let (text, _) = decode(&bytes, settings.encoding);

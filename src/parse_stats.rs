@@ -245,7 +245,7 @@ mod tests {
             chrono_tz::Europe::Paris,
             YearRule::Sequential {
                 year: 2024,
-                last_month: None,
+                latest: None,
             },
         )
     }

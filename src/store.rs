@@ -348,6 +348,11 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO chain_head (one, record_id, digest)
         SELECT 1, id, digest FROM records ORDER BY id DESC LIMIT 1;
     "#,
+    // 13: a file's checkpoint keeps the day of its latest line beside the
+    // month, so a late line read after a restart is still known as late.
+    r#"
+    ALTER TABLE checkpoints ADD COLUMN last_day INTEGER;
+    "#,
 ];
 
 /// The width of a traffic run's time slot, in microseconds (an hour):

@@ -361,6 +361,61 @@ fn without_year_the_modification_time_dates_the_last_line() {
 }
 
 #[test]
+fn a_late_line_of_the_old_year_keeps_both_years_right() {
+    // A central syslog file writes lines as they arrive: alice's exit,
+    // stamped a second before midnight, comes after bob's connection.
+    let lines = [
+        "Dec 31 23:59:58 vpn-lyon openvpn[10]: 198.51.100.20:5000 [a.petit] Peer Connection Initiated with [AF_INET]198.51.100.20:5000",
+        "Jan  1 00:00:01 vpn-lyon openvpn[10]: 198.51.100.21:5000 [b.roux] Peer Connection Initiated with [AF_INET]198.51.100.21:5000",
+        "Dec 31 23:59:59 vpn-lyon openvpn[10]: a.petit/198.51.100.20:5000 SIGTERM[soft,remote-exit] received, client-instance exiting",
+        "Jan  1 00:00:02 vpn-lyon openvpn[10]: b.roux/198.51.100.21:5000 SIGTERM[soft,remote-exit] received, client-instance exiting",
+    ];
+    let expected = [
+        ("a.petit", "2023-12-31T23:59:58Z", "2023-12-31T23:59:59Z"),
+        ("b.roux", "2024-01-01T00:00:01Z", "2024-01-01T00:00:02Z"),
+    ];
+    let check = |ledger: &Ledger| {
+        let got: Vec<(String, String, String)> = ledger
+            .sessions()
+            .iter()
+            .map(|s| {
+                let text = |k: &str| s[k].as_str().unwrap_or("open").to_owned();
+                (text("user"), text("start"), text("end"))
+            })
+            .collect();
+        let want: Vec<(String, String, String)> = expected
+            .iter()
+            .map(|(u, a, b)| ((*u).to_owned(), (*a).to_owned(), (*b).to_owned()))
+            .collect();
+        assert_eq!(got, want);
+    };
+
+    // Read in two parts, the late line first thing after the restart:
+    // the checkpoint keeps the latest line's day.
+    let ledger = Ledger::new();
+    let log = write_log(&ledger, "late.log", &lines[..2]);
+    ledger.ok(&["ingest", "--year", "2023", "--tz", "UTC", &log]);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    for l in &lines[2..] {
+        writeln!(f, "{l}").unwrap();
+    }
+    drop(f);
+    ledger.ok(&["ingest", "--year", "2023", "--tz", "UTC", &log]);
+    check(&ledger);
+
+    // Without --year, the modification time (4 January 2024) dates the
+    // last line; the late line begins no year of its own.
+    let ledger = Ledger::new();
+    let log = write_log(&ledger, "late.log", &lines);
+    let file = std::fs::File::options().write(true).open(&log).unwrap();
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_704_326_400);
+    file.set_modified(mtime).unwrap();
+    drop(file);
+    ledger.ok(&["ingest", "--tz", "UTC", &log]);
+    check(&ledger);
+}
+
+#[test]
 fn parse_json_names_format_event_and_error_of_each_line() {
     let ledger = Ledger::new();
     let log = write_log(

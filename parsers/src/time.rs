@@ -65,10 +65,22 @@ pub enum YearRule {
     /// line received on Jan 1 is last year's, a `Mar 12` line received in
     /// December this year's).
     ClosestToReceived,
-    /// A file read in one pass: `year` is the year of the line being read,
-    /// rolling into the next year when the month goes back.
-    Sequential { year: i32, last_month: Option<u32> },
+    /// A file read in one pass: `year` is the year of the latest line read,
+    /// `latest` its month and day. The year rolls forward when the month
+    /// goes back; a line dated up to [`LATE_DAYS`] before the latest one
+    /// is a late line (central syslog writes senders' lines as they
+    /// arrive), dated just before it, across New Year's Eve too, and
+    /// moves nothing.
+    Sequential {
+        year: i32,
+        latest: Option<(u32, u32)>,
+    },
 }
+
+/// How many days before the latest line of a file a line without a year
+/// is read as late, rather than as a year later: `Dec 31 23:59:59` read
+/// after `Jan  1 00:00:01` is a second late, not a year ahead.
+pub const LATE_DAYS: u64 = 7;
 
 /// A resolved instant and how it was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +111,15 @@ pub struct TimeResolver {
     /// The last date a line without a year was given, by month and day:
     /// consecutive lines mostly share it.
     last_date: Option<(i32, u32, u32, NaiveDate)>,
+}
+
+/// `day` of `month` in `year`, or the month's last day when the month is
+/// shorter (a checkpoint written before days were kept names none).
+fn clamped_date(year: i32, month: u32, day: u32) -> NaiveDate {
+    (1..=day.min(31))
+        .rev()
+        .find_map(|d| NaiveDate::from_ymd_opt(year, month, d))
+        .unwrap_or(NaiveDate::MIN)
 }
 
 /// A local hour through which the zone keeps one offset, and the instant
@@ -178,23 +199,54 @@ impl TimeResolver {
         received: DateTime<Utc>,
     ) -> Result<NaiveDate, TimeError> {
         match &mut self.year {
-            YearRule::Sequential { year, last_month } => {
-                if last_month.is_some_and(|last| month < last) {
-                    *year += 1;
-                }
-                *last_month = Some(month);
-                if let Some((y, m, d, date)) = self.last_date {
-                    if (y, m, d) == (*year, month, day) {
-                        return Ok(date);
+            YearRule::Sequential { year, latest } => {
+                let no_such_date = |year| TimeError::NoSuchDate { year, month, day };
+                let Some((latest_month, latest_day)) = *latest else {
+                    let date = NaiveDate::from_ymd_opt(*year, month, day)
+                        .ok_or_else(|| no_such_date(*year))?;
+                    *latest = Some((month, day));
+                    self.last_date = Some((*year, month, day, date));
+                    return Ok(date);
+                };
+                // Most lines share the latest line's date.
+                if (month, day) == (latest_month, latest_day) {
+                    if let Some((y, m, d, date)) = self.last_date {
+                        if (y, m, d) == (*year, month, day) {
+                            return Ok(date);
+                        }
                     }
                 }
-                let date = NaiveDate::from_ymd_opt(*year, month, day);
-                self.last_date = date.map(|date| (*year, month, day, date));
-                date.ok_or(TimeError::NoSuchDate {
-                    year: *year,
-                    month,
-                    day,
-                })
+                let latest_date = clamped_date(*year, latest_month, latest_day);
+                let late_from = latest_date - chrono::Days::new(LATE_DAYS);
+                // Late across New Year's Eve: last year's date, just before.
+                if let Some(date) =
+                    NaiveDate::from_ymd_opt(*year - 1, month, day).filter(|d| *d >= late_from)
+                {
+                    return Ok(date);
+                }
+                if let Some(date) =
+                    NaiveDate::from_ymd_opt(*year, month, day).filter(|d| *d >= late_from)
+                {
+                    // Late, or the same day, or later on.
+                    if date > latest_date {
+                        *latest = Some((month, day));
+                    }
+                    self.last_date = Some((*year, month, day, date));
+                    return Ok(date);
+                }
+                // Further back: the month going back is a new year; within
+                // the same month, time went back in the same year.
+                let year_of_line = if month < latest_month {
+                    *year + 1
+                } else {
+                    *year
+                };
+                let date = NaiveDate::from_ymd_opt(year_of_line, month, day)
+                    .ok_or_else(|| no_such_date(year_of_line))?;
+                *year = year_of_line;
+                *latest = Some((month, day));
+                self.last_date = Some((year_of_line, month, day, date));
+                Ok(date)
             }
             YearRule::ClosestToReceived => {
                 // The latest year that does not put the line in the future:
@@ -331,7 +383,7 @@ mod tests {
     fn sequential_year_rolls_forward_when_month_goes_back() {
         let rule = YearRule::Sequential {
             year: 2023,
-            last_month: None,
+            latest: None,
         };
         let mut r = TimeResolver::new(chrono_tz::UTC, rule);
         let now = utc("2030-01-01T00:00:00Z");
@@ -346,10 +398,63 @@ mod tests {
     }
 
     #[test]
+    fn a_late_line_stays_before_the_new_year_it_arrived_in() {
+        let rule = YearRule::Sequential {
+            year: 2023,
+            latest: None,
+        };
+        let mut r = TimeResolver::new(chrono_tz::Europe::Paris, rule);
+        let now = utc("2030-01-01T00:00:00Z");
+        let mut at =
+            |month, day, h, m, s| r.resolve(&year_less(month, day, h, m, s), now).unwrap().at;
+        assert_eq!(at(12, 31, 23, 59, 58), utc("2023-12-31T22:59:58Z"));
+        assert_eq!(at(1, 1, 0, 0, 1), utc("2023-12-31T23:00:01Z"));
+        // A second late: last year's, and the file stays in the new year.
+        assert_eq!(at(12, 31, 23, 59, 59), utc("2023-12-31T22:59:59Z"));
+        assert_eq!(at(1, 1, 0, 0, 2), utc("2023-12-31T23:00:02Z"));
+        // Late across a month's end: the same year, not the next.
+        assert_eq!(at(2, 29, 23, 0, 0), utc("2024-02-29T22:00:00Z"));
+        assert_eq!(at(3, 1, 0, 30, 0), utc("2024-02-29T23:30:00Z"));
+        assert_eq!(at(2, 29, 23, 59, 0), utc("2024-02-29T22:59:00Z"));
+        assert_eq!(at(3, 1, 1, 0, 0), utc("2024-03-01T00:00:00Z"));
+        // A week late is still late; more than that, the month going back
+        // is a new year.
+        assert_eq!(at(2, 23, 8, 0, 0), utc("2024-02-23T07:00:00Z"));
+        assert_eq!(at(2, 22, 8, 0, 0), utc("2025-02-22T07:00:00Z"));
+        assert_eq!(
+            r.year_rule(),
+            YearRule::Sequential {
+                year: 2025,
+                latest: Some((2, 22))
+            }
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_without_the_day_reads_the_month_as_before() {
+        // Resumed from a checkpoint that kept the month only (day 31
+        // stands for "some day of it").
+        let rule = YearRule::Sequential {
+            year: 2024,
+            latest: Some((4, 31)),
+        };
+        let mut r = TimeResolver::new(chrono_tz::UTC, rule);
+        let now = utc("2030-01-01T00:00:00Z");
+        assert_eq!(
+            r.resolve(&year_less(4, 2, 10, 0, 0), now).unwrap().at,
+            utc("2024-04-02T10:00:00Z")
+        );
+        assert_eq!(
+            r.resolve(&year_less(3, 10, 10, 0, 0), now).unwrap().at,
+            utc("2025-03-10T10:00:00Z")
+        );
+    }
+
+    #[test]
     fn repeated_autumn_hour_going_back_is_second_pass() {
         let rule = YearRule::Sequential {
             year: 2024,
-            last_month: None,
+            latest: None,
         };
         let mut r = TimeResolver::new(chrono_tz::Europe::Paris, rule);
         let now = utc("2030-01-01T00:00:00Z");
@@ -367,7 +472,7 @@ mod tests {
     fn spring_gap_uses_offset_before_the_gap() {
         let rule = YearRule::Sequential {
             year: 2024,
-            last_month: None,
+            latest: None,
         };
         let mut r = TimeResolver::new(chrono_tz::Europe::Paris, rule);
         let got = r
@@ -381,7 +486,7 @@ mod tests {
     fn february_29_of_a_common_year_is_an_error() {
         let rule = YearRule::Sequential {
             year: 2023,
-            last_month: None,
+            latest: None,
         };
         let mut r = TimeResolver::new(chrono_tz::UTC, rule);
         let err = r

@@ -215,7 +215,7 @@ pub fn resolver() -> TimeResolver {
         ZONE,
         YearRule::Sequential {
             year: YEAR,
-            last_month: None,
+            latest: None,
         },
     )
 }
