@@ -626,6 +626,9 @@ pub struct Stream {
     /// Whether a checkpoint is kept: files and Loki cursors yes; a syslog
     /// listener's stream has nothing to resume from.
     checkpointed: bool,
+    /// Offset and line number of the checkpoint this stream last read or
+    /// wrote: where its pending rows begin.
+    committed: (u64, u64),
     /// The line being read was cut at the source's size limit.
     truncated: bool,
     rows: Vec<Row>,
@@ -697,6 +700,7 @@ impl Stream {
             path,
             offset,
             line,
+            committed: (offset, line),
             tail: TailWindow::default(),
             checkpointed: true,
             truncated: false,
@@ -724,6 +728,7 @@ impl Stream {
             line: 0,
             tail: TailWindow::default(),
             checkpointed: false,
+            committed: (0, 0),
             truncated: false,
             rows: Vec::new(),
             raw: Vec::new(),
@@ -887,6 +892,11 @@ impl Stream {
         // Immediate: the digest chain reads the last record and appends
         // to it, so no other writer may slip in between.
         let tx = store.write_transaction()?;
+        let stored_ahead = if self.checkpointed {
+            self.drop_rows_stored_meanwhile(&tx)?
+        } else {
+            false
+        };
         let mut digest = chain_link(&tx)?;
         let link = digest;
         write_rows(
@@ -918,8 +928,9 @@ impl Stream {
                 mark.execute([gateway])?;
             }
         }
-        if !self.checkpointed {
+        if !self.checkpointed || stored_ahead {
             tx.commit()?;
+            self.committed = (self.offset, self.line);
             return Ok(());
         }
         let (year, latest) = match self.resolver.year_rule() {
@@ -956,7 +967,55 @@ impl Stream {
             ],
         )?;
         tx.commit()?;
+        self.committed = (self.offset, self.line);
         Ok(())
+    }
+
+    /// Another process reading the same file (a second `ingest`, the
+    /// daemon) may have stored some of the pending lines since this stream
+    /// read its checkpoint: its checkpoint, read under the write lock,
+    /// says how far. Those lines are dropped here, not stored twice.
+    /// Returns whether the stored checkpoint is at or past this stream's
+    /// position (nothing of the checkpoint to write then).
+    fn drop_rows_stored_meanwhile(&mut self, tx: &Connection) -> anyhow::Result<bool> {
+        let Some(stored) = load_checkpoint(tx, &self.fingerprint)? else {
+            return Ok(false);
+        };
+        let (committed_offset, committed_line) = self.committed;
+        if stored.offset <= committed_offset {
+            return Ok(false);
+        }
+        let cut = stored.offset.min(self.offset);
+        let mut dropped = IngestSummary::default();
+        self.rows.retain(|row| {
+            let (offset, traffic) = match row {
+                Row::Record {
+                    record, traffic, ..
+                } => (record.offset, traffic.is_some()),
+                Row::Unparsed { offset, .. } => (*offset, false),
+            };
+            if offset >= cut {
+                return true;
+            }
+            match row {
+                Row::Record { .. } => dropped.records += 1,
+                Row::Unparsed { .. } => dropped.unparsed += 1,
+            }
+            dropped.traffic += u64::from(traffic);
+            false
+        });
+        let lines = stored.line.min(self.line).saturating_sub(committed_line);
+        self.summary.lines = self.summary.lines.saturating_sub(lines);
+        self.summary.records -= dropped.records;
+        self.summary.traffic -= dropped.traffic;
+        self.summary.unparsed -= dropped.unparsed;
+        tracing::warn!(
+            file = %self.path,
+            lines,
+            "lines up to byte {} were stored by another process meanwhile: skipped, not stored twice",
+            stored.offset
+        );
+        Ok(stored.offset >= self.offset)
     }
 }
 
@@ -1823,6 +1882,94 @@ mod tests {
                 want
             );
         }
+    }
+
+    #[test]
+    fn lines_another_process_stored_meanwhile_are_not_stored_twice() {
+        let settings = Arc::new(SourceSettings {
+            name: "central".into(),
+            gateway: None,
+            format: FormatChoice::Auto,
+            zone: chrono_tz::UTC,
+            encoding: encoding_rs::UTF_8,
+            drop_prefixes: Vec::new(),
+        });
+        let lines: Vec<String> = (1..=6)
+            .map(|n| format!("Mar 12 09:14:{n:02} vpn-lyon openvpn[7]: 198.51.100.{n}:50000 [tech{n}] Peer Connection Initiated with [AF_INET]198.51.100.{n}:50000\n"))
+            .collect();
+        // A date no year has: kept as unparsed.
+        let unparsed = "Feb 30 09:15:00 vpn-lyon openvpn[7]: 198.51.100.9:50000 [tech9] Peer Connection Initiated with [AF_INET]198.51.100.9:50000\n";
+        let mut store = Store::in_memory();
+        let received = Utc.with_ymd_and_hms(2024, 3, 12, 10, 0, 0).unwrap();
+        let year = YearRule::Sequential {
+            year: 2024,
+            latest: None,
+        };
+        let open = |store: &Store| {
+            Stream::for_file(
+                store,
+                settings.clone(),
+                "fp".into(),
+                "central.log".into(),
+                year,
+            )
+            .unwrap()
+        };
+        // Two readers start from the same (absent) checkpoint.
+        let mut first = open(&store);
+        let mut second = open(&store);
+        // The first stores four lines and a malformed one.
+        for line in &lines[..4] {
+            first.read_line(line.as_bytes(), received);
+        }
+        first.read_line(unparsed.as_bytes(), received);
+        first.commit(&mut store, received).unwrap();
+        // The second read two of them, then the rest; only the last one is
+        // new, and only it is stored and counted.
+        for line in &lines[..4] {
+            second.read_line(line.as_bytes(), received);
+        }
+        second.read_line(unparsed.as_bytes(), received);
+        second.read_line(lines[4].as_bytes(), received);
+        second.commit(&mut store, received).unwrap();
+        assert_eq!(
+            (
+                second.summary.lines,
+                second.summary.records,
+                second.summary.unparsed
+            ),
+            (1, 1, 0)
+        );
+        // The first, behind now, stores nothing of what it reads again
+        // and leaves the checkpoint where it is.
+        first.read_line(lines[4].as_bytes(), received);
+        first.commit(&mut store, received).unwrap();
+        assert_eq!(
+            (
+                first.summary.lines,
+                first.summary.records,
+                first.summary.unparsed
+            ),
+            (5, 4, 1)
+        );
+        let count = |store: &Store, sql: &str| -> i64 {
+            store.conn.query_row(sql, [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(count(&store, "SELECT count(*) FROM records"), 5);
+        assert_eq!(
+            count(&store, "SELECT count(DISTINCT offset) FROM records"),
+            5
+        );
+        assert_eq!(count(&store, "SELECT count(*) FROM unparsed"), 1);
+        let end: i64 =
+            lines[..5].iter().map(|l| l.len() as i64).sum::<i64>() + unparsed.len() as i64;
+        assert_eq!(count(&store, "SELECT offset FROM checkpoints"), end);
+        // Both go on from there: the sixth line once.
+        first.read_line(lines[5].as_bytes(), received);
+        first.commit(&mut store, received).unwrap();
+        second.read_line(lines[5].as_bytes(), received);
+        second.commit(&mut store, received).unwrap();
+        assert_eq!(count(&store, "SELECT count(*) FROM records"), 6);
     }
 
     #[test]
