@@ -148,6 +148,56 @@ fn lines_no_parser_understands_are_kept_and_counted() {
     );
 }
 
+/// Session lines whose client address is damaged were read as chatter:
+/// the exit was lost and the session stayed open with nothing to show why.
+#[test]
+fn damaged_openvpn_session_lines_are_kept_as_unparsed() {
+    let ledger = Ledger::new();
+    let log = write_log(
+        &ledger,
+        "damaged.log",
+        &[
+            "Mar 12 09:14:03 vpn-lyon openvpn[1873]: 192.0.2.40:6000 [dave] Peer Connection Initiated with [AF_INET]192.0.2.40:6000",
+            "Mar 12 09:14:03 vpn-lyon openvpn[1873]: 192.0.2.41:6001 [erin] Peer Connection Initiated with [AF_INET]192.0.2.401:6001",
+            "Mar 12 09:30:00 vpn-lyon openvpn[1873]: dave/192.0.2.40:99999 SIGTERM[soft,remote-exit] received, client-instance exiting",
+            "Mar 12 09:30:00 vpn-lyon openvpn[1873]: dave/192.0.2.40:6000x CC-EEN exit message received by peer",
+            "Mar 12 09:30:01 vpn-lyon openvpn[1873]: dave/192.0.2.40:6000x TLS: soft reset sec=3600/3600 bytes=0/-1 pkts=0/0",
+        ],
+    );
+    let out = ledger.ok(&["ingest", "--year", "2024", &log]);
+    assert!(
+        out.contains("5 new line(s), 1 record(s) with events (0 traffic), 3 unparsed line(s) kept, 1 read without a VPN fact (not stored)"),
+        "{out}"
+    );
+    let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT line, reason FROM unparsed ORDER BY line")
+        .unwrap();
+    let rows: Vec<(i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (
+                2,
+                "expected an IPv4 address part from 0 to 255 at column 112, found \"401\""
+                    .to_owned()
+            ),
+            (
+                3,
+                "expected a port number from 0 to 65535 at column 57, found \"99999\"".to_owned()
+            ),
+            (
+                4,
+                "expected a port number from 0 to 65535 at column 57, found \"6000x\"".to_owned()
+            ),
+        ]
+    );
+}
+
 #[test]
 fn two_undef_clients_stay_two_sessions_named_by_their_usernames() {
     let ledger = Ledger::new();

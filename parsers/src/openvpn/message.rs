@@ -12,7 +12,7 @@
 //! The CN is whatever the certificate says: it may hold spaces, commas or
 //! slashes, and is `UNDEF` for clients authenticated by username only.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::LazyLock;
 
 use memchr::memmem::Finder;
@@ -37,6 +37,96 @@ fn real_address(text: &str) -> Option<SocketAddr> {
     // OpenVPN prints IPv6 peers without brackets: `2001:db8::7:51234`.
     let (ip, port) = text.rsplit_once(':')?;
     Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?))
+}
+
+/// Where `text`, meant as a client's `ip:port`, goes wrong: the part to
+/// point at and what belonged there. `None` when it reads as an address.
+///
+/// The address is read left to right, so the first damaged part is named:
+/// an IPv4 part above 255 (`192.0.2.400:6000`), then a port above 65535 or
+/// with more than digits (`192.0.2.40:99999`, `192.0.2.40:6000x`).
+fn address_fault(text: &str) -> Option<(&str, &'static str)> {
+    if real_address(text).is_some() {
+        return None;
+    }
+    let Some((ip, port)) = text.rsplit_once(':') else {
+        return Some((text, "a client address ip:port"));
+    };
+
+    // IPv6 peers come in brackets or bare (`2001:db8::7:51234`).
+    if ip.starts_with('[') || ip.contains(':') {
+        let bare = ip.strip_prefix('[').and_then(|ip| ip.strip_suffix(']'));
+        if bare.unwrap_or(ip).parse::<Ipv6Addr>().is_err() {
+            return Some((ip, "an IPv6 address"));
+        }
+    } else {
+        for part in ip.split('.') {
+            let digits = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+            if digits && part.len() <= 3 && part.parse::<u8>().is_err() {
+                return Some((part, "an IPv4 address part from 0 to 255"));
+            }
+        }
+        if ip.parse::<Ipv4Addr>().is_err() {
+            return Some((ip, "an IPv4 address"));
+        }
+    }
+
+    if !port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err() {
+        return Some((port, "a port number from 0 to 65535"));
+    }
+    Some((text, "a client address ip:port"))
+}
+
+/// Whether `word`, a client prefix's address that did not read, was meant
+/// as one: a digit or `[` then a `.` or `:` somewhere, or a letter from a
+/// to f then a `:` (a bare IPv6 address). A CN or a word of server chatter
+/// (`MULTI:`, `UDPv4`) is not.
+fn looks_like_address(word: &str) -> bool {
+    let Some(&first) = word.as_bytes().first() else {
+        return false;
+    };
+    if first.is_ascii_digit() || first == b'[' {
+        word.contains(['.', ':'])
+    } else {
+        first.is_ascii_hexdigit() && word.contains(':')
+    }
+}
+
+/// The error of a message that reads as a client's session line (a
+/// connect, an end, an address, ...) but whose prefix's address is
+/// damaged: `dave/192.0.2.40:99999 SIGTERM[soft,remote-exit] ...`. `None`
+/// for any other message, which is server chatter.
+///
+/// Only the first word that could be the prefix's address is tried (the
+/// first word, or the part after the last `/` of a later word, as a CN may
+/// hold spaces), so a long line is read once.
+fn damaged_prefix(msg: &str) -> Option<ParseError> {
+    let mut start = 0;
+    for (index, word) in msg.split(' ').enumerate() {
+        let word_start = start;
+        start += word.len() + 1;
+        let (common_name, address) = match word.rfind('/') {
+            Some(slash) => (Some(&msg[..word_start + slash]), &word[slash + 1..]),
+            None if index == 0 => (None, word),
+            None => continue,
+        };
+        if !looks_like_address(address) {
+            continue;
+        }
+
+        // The rest must read as a message about a client (a damaged one
+        // counts too); if not, the word was no prefix and the line is
+        // chatter.
+        let body = msg.get(start..)?;
+        let prefix = ClientPrefix {
+            common_name,
+            address,
+        };
+        let is_client_line = !matches!(client_message(msg, prefix, body), Ok(None));
+        let (part, expected) = address_fault(address).filter(|_| is_client_line)?;
+        return Some(address_error(msg, part, expected));
+    }
+    None
 }
 
 /// Splits a message into its client prefix and the rest.
@@ -88,21 +178,46 @@ fn client_prefix(msg: &str) -> Option<(ClientPrefix<'_>, &str)> {
 const LONGEST_ADDRESS: usize = 96;
 
 /// Reads an OpenVPN server message. `Ok(None)` is a message understood as
-/// carrying no session fact (`PUSH_REQUEST`, `TLS: soft reset`, ...).
+/// carrying no session fact (`PUSH_REQUEST`, `TLS: soft reset`, ...); a
+/// client's session message with a damaged address is an error, so the
+/// line is kept as unparsed rather than read as chatter.
 pub fn message(msg: &str) -> Result<Option<Event<'_>>, ParseError> {
     match client_prefix(msg) {
         Some((prefix, body)) => client_message(msg, prefix, body),
-        None => Ok(server_message(msg)),
+        None => match damaged_prefix(msg) {
+            Some(err) => Err(err),
+            None => Ok(server_message(msg)),
+        },
     }
 }
 
-/// `[CN] Peer Connection Initiated with [AF_INET]198.51.100.23:51734`
-fn peer_connection_initiated(body: &str) -> Option<&str> {
+/// `[CN] Peer Connection Initiated with [AF_INET]198.51.100.23:51734`: the
+/// CN, and the peer's address as written after `with`.
+fn peer_connection_initiated(body: &str) -> Option<(&str, &str)> {
     static INITIATED: LazyLock<Finder<'static>> =
         LazyLock::new(|| Finder::new("] Peer Connection Initiated with "));
     let inner = body.strip_prefix('[')?;
     let end = INITIATED.find(inner.as_bytes())?;
-    Some(&inner[..end])
+    Some((&inner[..end], &inner[end + INITIATED.needle().len()..]))
+}
+
+/// Checks the peer's address of a `Peer Connection Initiated with` line,
+/// written `[AF_INET]198.51.100.23:51734` (`[AF_INET6]` for IPv6), possibly
+/// followed by ` (via ...)` on a multihomed server. It is the prefix's
+/// address again, so a damaged one means a damaged line, not another port.
+/// A form without the family tag is not checked.
+fn peer_address(msg: &str, tagged: &str) -> Result<(), ParseError> {
+    let Some(text) = tagged
+        .strip_prefix("[AF_INET]")
+        .or_else(|| tagged.strip_prefix("[AF_INET6]"))
+    else {
+        return Ok(());
+    };
+    let text = &text[..text.find(' ').unwrap_or(text.len())];
+    match address_fault(text) {
+        Some((part, expected)) => Err(address_error(msg, part, expected)),
+        None => Ok(()),
+    }
 }
 
 /// Whether `needle`, a searcher built once, occurs in `body`.
@@ -157,7 +272,8 @@ fn client_message<'a>(
     let instance = prefix.address;
     let user = prefix.common_name;
 
-    if let Some(cn) = peer_connection_initiated(body) {
+    if let Some((cn, peer)) = peer_connection_initiated(body) {
+        peer_address(msg, peer)?;
         let remote = real_address(instance);
         return Ok(Some(Event::SessionStarted {
             user: cn,
@@ -583,6 +699,132 @@ mod tests {
         assert_eq!(err.expected, "an IP address after IPv4= or IPv6=");
         assert_eq!(err.column, 60);
         assert_eq!(err.found, "10.8.0.999");
+    }
+
+    /// The error `message` gives for `line`: where, what, and what it found.
+    fn error_of(line: &str) -> (usize, &'static str, String) {
+        let err = message(line).unwrap_err();
+        (err.column, err.expected, err.found)
+    }
+
+    const PORT: &str = "a port number from 0 to 65535";
+    const IPV4_PART: &str = "an IPv4 address part from 0 to 255";
+
+    #[test]
+    fn an_end_from_a_damaged_port_is_an_error_not_chatter() {
+        assert_eq!(
+            error_of(
+                "dave/192.0.2.40:99999 SIGTERM[soft,remote-exit] received, client-instance exiting"
+            ),
+            (17, PORT, "99999".to_owned())
+        );
+        assert_eq!(
+            error_of(
+                "dave/192.0.2.40:6000x SIGTERM[soft,remote-exit] received, client-instance exiting"
+            ),
+            (17, PORT, "6000x".to_owned())
+        );
+        assert_eq!(
+            error_of("dave/192.0.2.40:6000x CC-EEN exit message received by peer"),
+            (17, PORT, "6000x".to_owned())
+        );
+        assert_eq!(
+            error_of(
+                "dave/192.0.2.40: SIGUSR1[soft,ping-restart] received, client-instance restarting"
+            ),
+            (17, PORT, String::new())
+        );
+        assert_eq!(
+            error_of("dave/2001:db8::7:99999 SIGTERM[soft,delayed-exit] received, client-instance exiting"),
+            (18, PORT, "99999".to_owned())
+        );
+    }
+
+    #[test]
+    fn an_address_part_above_255_in_a_prefix_is_an_error() {
+        assert_eq!(
+            error_of("dave/192.0.2.400:6000 CC-EEN exit message received by peer"),
+            (14, IPV4_PART, "400".to_owned())
+        );
+        assert_eq!(
+            error_of(
+                "192.0.2.400:6000 [dave] Peer Connection Initiated with [AF_INET]192.0.2.40:6000"
+            ),
+            (9, IPV4_PART, "400".to_owned())
+        );
+        assert_eq!(
+            error_of("192.0.2:6000 [dave] Peer Connection Initiated with [AF_INET]192.0.2.40:6000"),
+            (1, "an IPv4 address", "192.0.2".to_owned())
+        );
+    }
+
+    #[test]
+    fn address_lines_of_a_damaged_prefix_are_errors() {
+        assert_eq!(
+            error_of(
+                "dave/192.0.2.40:6000x MULTI_sva: pool returned IPv4=10.8.0.6, IPv6=(Not enabled)"
+            ),
+            (17, PORT, "6000x".to_owned())
+        );
+        assert_eq!(
+            error_of("Le Gall, Jean-Marc/127.0.0.1:99999 MULTI: Learn: 10.88.0.2 -> Le Gall, Jean-Marc/127.0.0.1:99999"),
+            (30, PORT, "99999".to_owned())
+        );
+        assert_eq!(
+            error_of("j.martin/198.51.100.23:51734x MULTI: new connection by client 'j.martin' will cause previous active sessions by this client to be dropped."),
+            (24, PORT, "51734x".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_damaged_peer_address_on_a_connect_line_is_an_error() {
+        // The prefix's port was taken and the damaged one after `with`
+        // passed unseen.
+        assert_eq!(
+            error_of(
+                "192.0.2.40:6000 [dave] Peer Connection Initiated with [AF_INET]192.0.2.40:99999"
+            ),
+            (75, PORT, "99999".to_owned())
+        );
+        assert_eq!(
+            error_of(
+                "192.0.2.40:6000 [dave] Peer Connection Initiated with [AF_INET]192.0.2.400:6000"
+            ),
+            (72, IPV4_PART, "400".to_owned())
+        );
+        // A multihomed server adds the local address it answered from.
+        let via = "192.0.2.40:6000 [dave] Peer Connection Initiated with [AF_INET]192.0.2.40:6000 (via [AF_INET]203.0.113.1%eth0)";
+        assert!(matches!(
+            message(via),
+            Ok(Some(Event::SessionStarted {
+                remote_port: Some(6000),
+                ..
+            }))
+        ));
+        let v6 =
+            "2001:db8::7:51234 [dave] Peer Connection Initiated with [AF_INET6]2001:db8::7:51234";
+        assert!(matches!(
+            message(v6),
+            Ok(Some(Event::SessionStarted {
+                remote_port: Some(51234),
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn chatter_of_a_damaged_prefix_stays_chatter() {
+        for line in [
+            "dave/192.0.2.40:99999 PUSH: Received control message: 'PUSH_REQUEST'",
+            "192.0.2.400:6000 VERIFY OK: depth=0, CN=dave",
+            "dave/192.0.2.40:6000x TLS: soft reset sec=3600/3600 bytes=0/-1 pkts=0/0",
+            "UDPv4 link local (bound): [AF_INET]127.0.0.1:29349",
+            "MULTI: multi_init called, r=256 v=256",
+            "192.0.2.40:99999",
+            "dave/192.0.2.40:99999",
+        ] {
+            assert_eq!(message(line), Ok(None), "{line}");
+        }
     }
 
     #[test]
