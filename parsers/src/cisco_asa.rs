@@ -30,8 +30,11 @@ use crate::event::{EndReason, Event, Traffic, Verdict};
 use crate::{Extracted, ParseError};
 
 /// Whether a message is an ASA or FTD message: `%ASA-` or `%FTD-`.
+#[inline]
 pub fn is_asa(message: &str) -> bool {
-    message.starts_with("%ASA-") || message.starts_with("%FTD-")
+    // The `%` first: the envelope asks this of every syslog line.
+    message.as_bytes().first() == Some(&b'%')
+        && (message.starts_with("%ASA-") || message.starts_with("%FTD-"))
 }
 
 /// `%ASA-6-113039: `: the message id, after the platform and severity.

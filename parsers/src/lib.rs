@@ -493,6 +493,63 @@ mod tests {
         );
     }
 
+    /// A session's end from an ASA, in each header shape ASAs and relays
+    /// write: the host (or none), the time in UTC, and the event.
+    #[test]
+    fn asa_session_end_is_read_in_every_header_shape() {
+        use chrono::{TimeZone, Utc};
+        use std::net::IpAddr;
+
+        let message = "%ASA-4-113019: Group = GP-Techniciens, Username = j.martin, IP = 198.51.100.23, Session disconnected. Session Type: SSL, Duration: 0h:42m:12s, Bytes xmt: 48211904, Bytes rcv: 9120443, Reason: User Requested";
+        // The resolver's year is 2023: a year in the line wins over it. Paris
+        // is an hour ahead of UTC on March 21 of both years.
+        let in_2024 = Utc.with_ymd_and_hms(2024, 3, 21, 8, 37, 14).unwrap();
+        let in_2023 = Utc.with_ymd_and_hms(2023, 3, 21, 8, 37, 14).unwrap();
+        let shapes = [
+            ("<166>Mar 21 2024 09:37:14: ", None, in_2024),
+            ("<166>Mar 21 2024 09:37:14 ", None, in_2024),
+            ("Mar 21 2024 09:37:14 asa1 : ", Some("asa1"), in_2024),
+            ("Mar 21 09:37:14 asa1 ", Some("asa1"), in_2023),
+            ("Mar 21 09:37:14 asa1: ", Some("asa1"), in_2023),
+        ];
+        for (header, host, at) in shapes {
+            let line = format!("{header}{message}");
+            let p = parse_line(&line, FormatChoice::Auto).unwrap();
+            assert_eq!(p.envelope.format, Format::Rfc3164, "{line}");
+            assert_eq!(vendor(&p.envelope), Some(Vendor::CiscoAsa), "{line}");
+            assert_eq!(p.envelope.host, host, "{line}");
+            assert_eq!(p.envelope.app, None, "{line}");
+            assert_eq!(p.device, None, "{line}");
+
+            let mut resolver = TimeResolver::new(
+                chrono_tz::Europe::Paris,
+                YearRule::Sequential {
+                    year: 2023,
+                    last_month: None,
+                },
+            );
+            let resolved = resolver.resolve(&p.envelope.time, in_2024).unwrap();
+            assert_eq!(resolved.at, at, "{line}");
+            assert_eq!(resolved.flag, None, "{line}");
+
+            assert_eq!(
+                p.event,
+                Some(Event::SessionEnded {
+                    user: Some("j.martin"),
+                    instance: "j.martin",
+                    reason: EndReason::UserExit,
+                    detail: "User Requested",
+                    bytes_in: Some(9120443),
+                    bytes_out: Some(48211904),
+                    duration_s: Some(2532),
+                    remote_ip: Some("198.51.100.23".parse::<IpAddr>().unwrap()),
+                    tunnel: Some("GP-Techniciens"),
+                }),
+                "{line}"
+            );
+        }
+    }
+
     #[test]
     fn format_names_round_trip() {
         for f in Format::ALL {

@@ -7,6 +7,10 @@
 //! <166>Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 VERIFY OK: ...
 //! ```
 //!
+//! A Cisco ASA message has no TAG: its `%ASA-` mark follows the time or the
+//! host, whatever punctuation the device or a relay put between them (see
+//! `asa_host_and_message`).
+//!
 //! The year and zone are not in the line: the caller resolves the returned
 //! [`LineTime`] with a [`crate::time::TimeResolver`].
 
@@ -19,6 +23,7 @@ use nom::{
     Parser,
 };
 
+use crate::cisco_asa::is_asa;
 use crate::error::{expect, to_parse_error, PResult, ParseError};
 use crate::time::LineTime;
 use crate::Format;
@@ -194,9 +199,19 @@ fn grammar_rfc3164(line: &str) -> Result<Envelope<'_>, nom::Err<crate::error::Ex
         None => LineTime::YearLess { month, day, time },
     };
 
+    // A host name is short: a plain loop finds its end sooner than a
+    // vectorised search would start.
+    let word_end = rest.bytes().position(|b| b == b' ').unwrap_or(rest.len());
+    let first_word = &rest[..word_end];
+
+    // An ASA message carries no tag, and its host, if any, may end with a
+    // colon that would otherwise make it the tag.
+    if let Some((host, message)) = asa_host_and_message(first_word, rest) {
+        return Ok(envelope(priority, line_time, host, None, None, message));
+    }
+
     // The first word is the host, unless it already is the tag: some
     // daemons leave the host out and write `TAG[PID]:` right after the time.
-    let first_word: &str = rest.split(' ').next().unwrap_or("");
     let (rest, host) = if first_word.ends_with(':') || first_word.contains('[') {
         (rest, None)
     } else {
@@ -205,7 +220,8 @@ fn grammar_rfc3164(line: &str) -> Result<Envelope<'_>, nom::Err<crate::error::Ex
         (rest, Some(host))
     };
 
-    // An ASA writes `host : %ASA-...`: no tag at all.
+    // An ASA with `logging device-id hostname` writes `host : %ASA-...`: no
+    // tag at all.
     if let Some(after) = rest.strip_prefix(':') {
         let message = after.strip_prefix(' ').unwrap_or(after);
         return Ok(envelope(priority, line_time, host, None, None, message));
@@ -228,9 +244,10 @@ fn grammar_rfc3164(line: &str) -> Result<Envelope<'_>, nom::Err<crate::error::Ex
 /// ```
 ///
 /// Returns `None` for anything else (a sequence number, a clock mark, a
-/// year, a fraction, no tag, an error, text that is not ASCII where the
-/// tag is): [`grammar_rfc3164`] then reads the line with the full grammar,
-/// which gives the same envelope for every line this function accepts.
+/// year, a fraction, no tag, an ASA message, an error, text that is not
+/// ASCII where the tag is): [`grammar_rfc3164`] then reads the line with
+/// the full grammar, which gives the same envelope for every line this
+/// function accepts.
 fn common_rfc3164(line: &str) -> Option<Envelope<'_>> {
     let bytes = line.as_bytes();
     let mut at = 0;
@@ -281,8 +298,15 @@ fn common_rfc3164(line: &str) -> Option<Envelope<'_>> {
         at += 1;
     }
 
-    // The host, unless the first word already is the tag.
+    // A `%` after the time or the host may start an ASA message, which has
+    // no tag: the grammar reads those lines (one byte compared here, rather
+    // than a call on every line).
     let rest = &line[at..];
+    if rest.as_bytes().first() == Some(&b'%') {
+        return None;
+    }
+
+    // The host, unless the first word already is the tag.
     // A host name is short: a plain loop finds its end sooner than a
     // vectorised search would start.
     let word_end = rest.bytes().position(|b| b == b' ').unwrap_or(rest.len());
@@ -290,9 +314,17 @@ fn common_rfc3164(line: &str) -> Option<Envelope<'_>> {
     let (host, rest) = if first_word.is_empty() {
         return None;
     } else if first_word.ends_with(':') || first_word.contains('[') {
+        // `asa1: %ASA-...`: this word may be an ASA's host, not a tag.
+        if rest[word_end..].bytes().find(|&b| b != b' ') == Some(b'%') {
+            return None;
+        }
         (None, rest)
     } else {
-        (Some(first_word), rest[word_end..].trim_start_matches(' '))
+        let rest = rest[word_end..].trim_start_matches(' ');
+        if rest.as_bytes().first() == Some(&b'%') {
+            return None;
+        }
+        (Some(first_word), rest)
     };
 
     // `TAG[[PID]]:`, in ASCII.
@@ -329,6 +361,35 @@ fn common_rfc3164(line: &str) -> Option<Envelope<'_>> {
         pid,
         message,
     ))
+}
+
+/// The host and the message of an ASA (or FTD) line, read from what
+/// follows the time (`rest`, whose first word is `first_word`), in the
+/// shapes with no tag:
+///
+/// ```text
+/// %ASA-4-113019: ...          no device id: no host (the time may end in `:`)
+/// asa1 %ASA-4-113019: ...     a relay that added the host
+/// asa1: %ASA-4-113019: ...    the host as the ASA or a relay wrote it
+/// ```
+///
+/// The word before the `%ASA-` mark is the device's name, never a program's:
+/// the ASA writes none. `None` for any other line, and for `asa1 : %ASA-`,
+/// which the general grammar reads as host and empty tag.
+fn asa_host_and_message<'a>(
+    first_word: &'a str,
+    rest: &'a str,
+) -> Option<(Option<&'a str>, &'a str)> {
+    if is_asa(rest) {
+        return Some((None, rest));
+    }
+    let message = rest[first_word.len()..].trim_start_matches(' ');
+    if !is_asa(message) {
+        return None;
+    }
+    let host = first_word.strip_suffix(':').unwrap_or(first_word);
+    // `TAG[PID]: %ASA-...` is a program's line quoting an ASA message.
+    (!host.is_empty() && !host.contains('[')).then_some((Some(host), message))
 }
 
 /// Up to `max` leading ASCII digits of `bytes` as a number, and how many
@@ -448,6 +509,88 @@ mod tests {
         assert_eq!(e.message, "%ASA-6-113039: Group <G>");
     }
 
+    /// The corpus's 113019 message, as every ASA header shape below carries it.
+    const ASA_END: &str = "%ASA-4-113019: Group = GP-Techniciens, Username = j.martin, IP = 198.51.100.23, Session disconnected. Session Type: SSL, Duration: 0h:42m:12s, Bytes xmt: 48211904, Bytes rcv: 9120443, Reason: User Requested";
+
+    fn asa_line(header: &str) -> String {
+        format!("{header}{ASA_END}")
+    }
+
+    fn mar_21_2024(h: u32, m: u32, s: u32) -> LineTime {
+        let at = chrono::NaiveDate::from_ymd_opt(2024, 3, 21)
+            .unwrap()
+            .and_time(t(h, m, s));
+        LineTime::Local { at }
+    }
+
+    #[test]
+    fn asa_line_without_device_id_has_no_host_and_no_tag() {
+        // The ASA's own header with no device id: the time ends in a colon.
+        for header in ["<166>Mar 21 2024 09:37:14: ", "<166>Mar 21 2024 09:37:14 "] {
+            let line = asa_line(header);
+            let e = rfc3164(&line).unwrap();
+            assert_eq!(e.priority, Some(166), "{line}");
+            assert_eq!(e.time, mar_21_2024(9, 37, 14), "{line}");
+            assert_eq!(e.host, None, "{line}");
+            assert_eq!(e.app, None, "{line}");
+            assert_eq!(e.pid, None, "{line}");
+            assert_eq!(e.message, ASA_END, "{line}");
+        }
+    }
+
+    #[test]
+    fn asa_mark_right_after_the_host_is_no_tag() {
+        let line = asa_line("Mar 21 09:37:14 asa1 ");
+        let e = rfc3164(&line).unwrap();
+        assert_eq!(
+            e.time,
+            LineTime::YearLess {
+                month: 3,
+                day: 21,
+                time: t(9, 37, 14)
+            }
+        );
+        assert_eq!(e.host, Some("asa1"));
+        assert_eq!(e.app, None);
+        assert_eq!(e.message, ASA_END);
+    }
+
+    #[test]
+    fn word_with_a_colon_before_the_asa_mark_is_the_host() {
+        let line = asa_line("Mar 21 09:37:14 asa1: ");
+        let e = rfc3164(&line).unwrap();
+        assert_eq!(
+            e.time,
+            LineTime::YearLess {
+                month: 3,
+                day: 21,
+                time: t(9, 37, 14)
+            }
+        );
+        assert_eq!(e.host, Some("asa1"));
+        assert_eq!(e.app, None);
+        assert_eq!(e.message, ASA_END);
+
+        // A program's line that quotes an ASA message keeps its program.
+        let line = asa_line("Mar 21 09:37:14 relay[12]: ");
+        let e = rfc3164(&line).unwrap();
+        assert_eq!(e.host, None);
+        assert_eq!(e.app, Some("relay"));
+        assert_eq!(e.pid, Some(12));
+        assert_eq!(e.message, ASA_END);
+    }
+
+    #[test]
+    fn asa_device_id_with_year_and_spaced_colon() {
+        let line = asa_line("Mar 21 2024 09:37:14 asa1 : ");
+        let e = rfc3164(&line).unwrap();
+        assert_eq!(e.priority, None);
+        assert_eq!(e.time, mar_21_2024(9, 37, 14));
+        assert_eq!(e.host, Some("asa1"));
+        assert_eq!(e.app, None);
+        assert_eq!(e.message, ASA_END);
+    }
+
     #[test]
     fn cisco_sequence_number_and_clock_mark() {
         let e = rfc3164("<189>000123: *Mar  1 00:01:02.345: %SYS-5-CONFIG_I: x").unwrap();
@@ -508,6 +651,9 @@ mod tests {
                 "May  6 08:00:01 vpn-tours-02 kernel: [812345.118204] VPN-FWD IN=tun0",
                 "Dec 31 23:59:59 charon[12]: 05[IKE] message",
                 "Jan  1 00:00:00 host : %ASA-6-113039: Group",
+                "Jan  1 00:00:00 asa1 %ASA-6-113039: Group",
+                "Jan  1 00:00:00 asa1: %ASA-6-113039: Group",
+                "Jan  1 00:00:00 %FTD-6-113039: Group",
             ] {
                 let mut at = at.min(line.len());
                 while !line.is_char_boundary(at) {
