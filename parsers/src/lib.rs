@@ -525,7 +525,7 @@ mod tests {
                 chrono_tz::Europe::Paris,
                 YearRule::Sequential {
                     year: 2023,
-                    last_month: None,
+                    latest: None,
                 },
             );
             let resolved = resolver.resolve(&p.envelope.time, in_2024).unwrap();
