@@ -22,7 +22,9 @@ use vpnledger::sessions::{self, SessionFilter, SessionRules};
 use vpnledger::store::{self, format_utc, Store};
 use vpnledger::{reports, BadInput};
 use vpnledger_parsers::openvpn::status::{is_status_file, parse_status};
-use vpnledger_parsers::{vendor, Format, FormatChoice, LineReader, TimeResolver, Vendor, YearRule};
+use vpnledger_parsers::{
+    vendor, Format, FormatChoice, LineReader, LineTime, TimeResolver, Vendor, YearRule,
+};
 
 #[derive(Parser)]
 #[command(
@@ -1420,6 +1422,7 @@ fn cmd_parse(
                         "file": name, "line": index, "format": p.envelope.format.name(),
                         "parser": vendor(&p.envelope).map(Vendor::name),
                         "timestamp": ts.as_ref().ok().map(|r| format_utc(r.at)),
+                        "time_flag": ts.as_ref().ok().and_then(|r| r.flag),
                         "host": p.envelope.host, "app": p.envelope.app, "pid": p.envelope.pid,
                         "message": p.envelope.message, "event": p.event,
                         "error": ts.err().map(|e| format!("time: {e}")),
@@ -1430,20 +1433,20 @@ fn cmd_parse(
                     // say what the envelope says.
                     let envelope = reader.envelope(&text);
                     // Shown, not followed: a line that is not read moves no
-                    // year rule (as `ingest` and `--stats`).
-                    let ts = envelope.as_ref().and_then(|env| {
-                        resolver
-                            .clone()
-                            .resolve(&env.time, received)
-                            .ok()
-                            .map(|r| format_utc(r.at))
-                    });
+                    // year rule (as `ingest` and `--stats`). A line whose
+                    // time is in the message it failed to read (FortiGate's
+                    // date= and time=) shows none, not the time of reading.
+                    let resolved = envelope
+                        .as_ref()
+                        .filter(|env| env.time != LineTime::Missing)
+                        .and_then(|env| resolver.clone().resolve(&env.time, received).ok());
                     let env = envelope.as_ref();
                     json!({
                         "file": name, "line": index,
                         "format": env.map(|env| env.format.name()),
                         "parser": env.and_then(vendor).map(Vendor::name),
-                        "timestamp": ts,
+                        "timestamp": resolved.map(|r| format_utc(r.at)),
+                        "time_flag": resolved.and_then(|r| r.flag),
                         "host": env.and_then(|env| env.host),
                         "app": env.and_then(|env| env.app),
                         "pid": env.and_then(|env| env.pid),

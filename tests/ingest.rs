@@ -475,6 +475,11 @@ fn parse_json_names_format_event_and_error_of_each_line() {
             "Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:51734",
             "2024-06-18 11:12:35 t.moreau/192.0.2.88:60344 CC-EEN exit message received by peer",
             "garbage",
+            // In the spring gap: read with the offset before it, flagged.
+            "Mar 31 02:30:00 vpn-lyon openvpn[1873]: t.moreau/192.0.2.88:60344 CC-EEN exit message received by peer",
+            // FortiGate writes its time in the message: a message that does
+            // not read has no time to show.
+            r#"date=2024-07-01 time=12:00:00 devname="FGT-A" tz="+9999" logid="0101039947" action="tunnel-up" tunnelid=3 remip=192.0.2.82 tunnelip=10.212.134.202 user="c.blanc""#,
         ],
     );
     let out = ledger.ok(&[
@@ -490,7 +495,7 @@ fn parse_json_names_format_event_and_error_of_each_line() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3);
+    assert_eq!(lines.len(), 5);
     assert_eq!(lines[0]["line"], 1);
     assert_eq!(lines[0]["format"], "rfc3164");
     assert_eq!(lines[0]["timestamp"], "2024-03-12T08:14:03Z");
@@ -508,6 +513,16 @@ fn parse_json_names_format_event_and_error_of_each_line() {
     assert_eq!(
         lines[2]["error"],
         "expected a syslog header, a log timestamp or a known log format at column 1, found \"garbage\""
+    );
+    assert!(lines[0]["time_flag"].is_null());
+    assert_eq!(lines[3]["timestamp"], "2024-03-31T01:30:00Z");
+    assert_eq!(lines[3]["time_flag"], "nonexistent_local_time");
+    assert_eq!(lines[4]["format"], "fortigate");
+    assert!(lines[4]["timestamp"].is_null(), "{}", lines[4]);
+    assert!(lines[4]["time_flag"].is_null());
+    assert_eq!(
+        lines[4]["error"],
+        "expected tz=<UTC offset such as +0100> at column 51, found \"+9999\""
     );
     let stats = ledger.ok(&["parse", "--stats", "--year", "2024", &log]);
     assert!(stats.contains("rfc3164 session_started"), "{stats}");
