@@ -1361,6 +1361,58 @@ pub fn record_digest(
     chain(previous, source, fingerprint, line, ts, raw, facts)
 }
 
+/// An unparsed line as it is stored: what its digest covers.
+pub struct UnparsedLine<'a> {
+    pub source: &'a str,
+    pub fingerprint: &'a str,
+    pub path: &'a str,
+    pub line: i64,
+    pub offset: i64,
+    pub received: i64,
+    pub raw: &'a [u8],
+    pub reason: &'a str,
+    pub truncated: bool,
+}
+
+impl UnparsedLine<'_> {
+    /// Its digest, chained to `previous` (the unparsed line kept before
+    /// it, or [`GENESIS`]): every field, text and bytes with their length,
+    /// so no two lines hash alike by moving bytes from one field to the
+    /// next.
+    pub fn digest(&self, previous: &RecordDigest) -> RecordDigest {
+        let mut h = Sha256::new();
+        h.update(previous);
+        for text in [
+            self.source.as_bytes(),
+            self.fingerprint.as_bytes(),
+            self.path.as_bytes(),
+            self.raw,
+            self.reason.as_bytes(),
+        ] {
+            h.update((text.len() as u64).to_le_bytes());
+            h.update(text);
+        }
+        for number in [self.line, self.offset, self.received] {
+            h.update(number.to_le_bytes());
+        }
+        h.update([u8::from(self.truncated)]);
+        h.finalize().into()
+    }
+}
+
+/// The unparsed lines' chain head: the id and digest of the last one
+/// kept, when any was kept with a digest.
+pub fn unparsed_head(conn: &Connection) -> rusqlite::Result<Option<(i64, RecordDigest)>> {
+    conn.query_row("SELECT unparsed_id, digest FROM unparsed_head", [], |r| {
+        let digest: Vec<u8> = r.get(1)?;
+        // A digest of another length (altered) links nothing stored.
+        let digest =
+            RecordDigest::try_from(&digest[..]).unwrap_or_else(|_| Sha256::digest(&digest).into());
+        Ok((r.get(0)?, digest))
+    })
+    .optional()
+}
+
 /// The values of a row's columns as they are bound.
 fn value_refs<'a>(values: &'a [&'a dyn ToSql]) -> rusqlite::Result<Vec<ToSqlOutput<'a>>> {
     values.iter().map(|v| v.to_sql()).collect()
@@ -1409,9 +1461,12 @@ fn write_rows(
         "INSERT INTO traffic_runs (gateway, src, hour, first, last) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut insert_unparsed = tx.prepare_cached(
-        "INSERT OR IGNORE INTO unparsed (source, fingerprint, path, line, offset, received, raw, reason, truncated)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT OR IGNORE INTO unparsed (source, fingerprint, path, line, offset, received, raw, reason, truncated, digest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
+    // The unparsed lines' chain: its head, read at the first one.
+    let mut unparsed_link: Option<RecordDigest> = None;
+    let mut unparsed_last = None;
     let mut binder = Binder::default();
     // Appends one record with its traffic facts, if any, and returns its
     // id; `facts` are the values its digest covers.
@@ -1478,17 +1533,42 @@ fn write_rows(
                 received,
                 truncated,
             } => {
-                insert_unparsed.execute(params![
+                let link = match unparsed_link {
+                    Some(link) => link,
+                    None => unparsed_head(tx)?.map_or(GENESIS, |(_, digest)| digest),
+                };
+                let kept = UnparsedLine {
                     source,
                     fingerprint,
                     path,
-                    *line as i64,
-                    *offset as i64,
+                    line: *line as i64,
+                    offset: *offset as i64,
+                    received: *received,
+                    raw,
+                    reason,
+                    truncated: *truncated,
+                };
+                let digest = kept.digest(&link);
+                let inserted = insert_unparsed.execute(params![
+                    source,
+                    fingerprint,
+                    path,
+                    kept.line,
+                    kept.offset,
                     received,
                     raw,
                     reason,
-                    truncated
+                    truncated,
+                    &digest[..],
                 ])?;
+                // A line kept before (the same position) is not chained
+                // again.
+                if inserted == 1 {
+                    unparsed_link = Some(digest);
+                    unparsed_last = Some(tx.last_insert_rowid());
+                } else {
+                    unparsed_link = Some(link);
+                }
             }
             Row::Record {
                 record,
@@ -1534,6 +1614,13 @@ fn write_rows(
                 append(r, digest, "none", &[], None)?;
             }
         }
+    }
+
+    if let (Some(id), Some(digest)) = (unparsed_last, unparsed_link) {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO unparsed_head (one, unparsed_id, digest) VALUES (1, ?1, ?2)",
+        )?
+        .execute(params![id, &digest[..]])?;
     }
 
     // Traffic records, grouped; a run per group and time slot.

@@ -1162,8 +1162,137 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
         println!("{problem}");
         return Ok(ExitCode::from(1));
     }
+    let unparsed = match unparsed_chain(&store.conn)? {
+        Ok(unparsed) => unparsed,
+        Err(problem) => {
+            println!("{problem}");
+            return Ok(ExitCode::from(1));
+        }
+    };
     println!("{count} record(s) verified: the evidence chain is intact, no line stored twice");
+    if unparsed.verified > 0 || unparsed.before_chain > 0 {
+        print!(
+            "{} unparsed line(s) verified: their chain is intact",
+            unparsed.verified
+        );
+        if unparsed.before_chain > 0 {
+            print!(
+                " ({} kept before unparsed lines were chained, not covered)",
+                unparsed.before_chain
+            );
+        }
+        println!();
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `verify` found of the unparsed lines' chain.
+struct UnparsedChain {
+    verified: u64,
+    /// Lines kept before the chain covered them (schema 14): no digest.
+    before_chain: u64,
+}
+
+/// Walks the unparsed lines' chain: each digest follows from the one
+/// before and the line's fields, and the head names the last. The error
+/// says what is wrong.
+fn unparsed_chain(conn: &rusqlite::Connection) -> anyhow::Result<Result<UnparsedChain, String>> {
+    let present: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'unparsed_head'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !present {
+        return Ok(Err(
+            "the store has no table unparsed_head: it was removed by hand or by another program"
+                .to_owned(),
+        ));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT id, source, fingerprint, path, line, offset, received, raw, reason, truncated, digest
+         FROM unparsed ORDER BY id",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut previous = ingest::GENESIS;
+    let mut found = UnparsedChain {
+        verified: 0,
+        before_chain: 0,
+    };
+    let mut last = None;
+    let altered = |id: i64| {
+        format!("unparsed line {id} was altered, or an unparsed line before it removed: its digest does not follow from the ones before it")
+    };
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let stored = row.get_ref(10)?;
+        if stored == rusqlite::types::ValueRef::Null && last.is_none() {
+            found.before_chain += 1;
+            continue;
+        }
+        let recomputed = (|| -> rusqlite::Result<_> {
+            use rusqlite::types::ValueRef;
+            let bytes = |i: usize| match row.get_ref(i)? {
+                ValueRef::Blob(b) | ValueRef::Text(b) => Ok(b),
+                other => Err(rusqlite::Error::InvalidColumnType(
+                    i,
+                    "text".into(),
+                    other.data_type(),
+                )),
+            };
+            let text = |i: usize| {
+                bytes(i).and_then(|b| std::str::from_utf8(b).map_err(rusqlite::Error::Utf8Error))
+            };
+            Ok(ingest::UnparsedLine {
+                source: text(1)?,
+                fingerprint: text(2)?,
+                path: text(3)?,
+                line: row.get(4)?,
+                offset: row.get(5)?,
+                received: row.get(6)?,
+                raw: bytes(7)?,
+                reason: text(8)?,
+                truncated: row.get(9)?,
+            }
+            .digest(&previous))
+        })();
+        let Some(digest) = recomputed
+            .ok()
+            .filter(|d| stored.as_blob().ok() == Some(&d[..]))
+        else {
+            return Ok(Err(altered(id)));
+        };
+        previous = digest;
+        last = Some(id);
+        found.verified += 1;
+    }
+    let head =
+        match ingest::unparsed_head(conn) {
+            Ok(head) => head,
+            Err(_) => return Ok(Err(
+                "the unparsed lines' chain head cannot be read as ingest writes it: it was altered"
+                    .to_owned(),
+            )),
+        };
+    let problem = match (head, last) {
+        (None, None) => None,
+        (Some((head, _)), None) => Some(format!(
+            "no unparsed line has a digest, but their chain head names line {head}: unparsed lines were removed"
+        )),
+        (None, Some(last)) => Some(format!(
+            "the unparsed lines' chain head is gone, and unparsed line {last} is the last: the head was removed"
+        )),
+        (Some((head, _)), Some(last)) if head > last => Some(format!(
+            "the unparsed lines' chain head names line {head}, but the last is {last}: the newest unparsed line(s) were removed"
+        )),
+        (Some((head, _)), Some(last)) if head < last => Some(format!(
+            "unparsed lines after {head} (their chain head) up to {last} were written without moving it: by hand"
+        )),
+        (Some((_, digest)), Some(last)) if digest != previous => Some(format!(
+            "the unparsed lines' chain head digest is not that of line {last}, the last: the line or the head was altered"
+        )),
+        _ => None,
+    };
+    Ok(problem.map_or(Ok(found), Err))
 }
 
 /// What is wrong with the traffic facts and their runs, if anything.

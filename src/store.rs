@@ -353,6 +353,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE checkpoints ADD COLUMN last_day INTEGER;
     "#,
+    // 14: unparsed lines are evidence too: each one written from now on
+    // carries a digest chained to the one before (a chain of their own,
+    // beside the records'), and `unparsed_head` names the last, so that
+    // `verify` sees one altered or removed. Lines kept before have none.
+    r#"
+    ALTER TABLE unparsed ADD COLUMN digest BLOB;
+    CREATE TABLE unparsed_head (
+        one         INTEGER PRIMARY KEY CHECK (one = 1),
+        unparsed_id INTEGER NOT NULL,
+        digest      BLOB NOT NULL
+    );
+    "#,
 ];
 
 /// The width of a traffic run's time slot, in microseconds (an hour):

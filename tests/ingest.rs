@@ -573,6 +573,76 @@ fn verify_finds_an_altered_record() {
 }
 
 #[test]
+fn verify_finds_an_unparsed_line_altered_or_removed() {
+    let lines = [
+        "Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:51734",
+        "Feb 30 09:20:00 vpn-lyon openvpn[1873]: a date no year has",
+        "garbage one",
+        "garbage two",
+        "Mar 12 09:47:55 vpn-lyon openvpn[1873]: j.martin/198.51.100.23:51734 SIGTERM[soft,remote-exit] received, client-instance exiting",
+    ];
+    // Each case: the change made by hand, and what verify says of it.
+    let cases = [
+        (
+            "UPDATE unparsed SET raw = CAST('garbage 2' AS BLOB) WHERE id = 3",
+            "unparsed line 3 was altered",
+        ),
+        (
+            "UPDATE unparsed SET reason = 'fine' WHERE id = 1",
+            "unparsed line 1 was altered",
+        ),
+        (
+            "DELETE FROM unparsed WHERE id = 2",
+            "unparsed line 3 was altered, or an unparsed line before it removed",
+        ),
+        (
+            "DELETE FROM unparsed WHERE id = 3",
+            "the unparsed lines' chain head names line 3, but the last is 2",
+        ),
+        (
+            "DELETE FROM unparsed",
+            "no unparsed line has a digest, but their chain head names line 3",
+        ),
+    ];
+    for (edit, said) in cases {
+        let ledger = Ledger::new();
+        let log = write_log(&ledger, "kept.log", &lines);
+        ledger.ok(&["ingest", "--year", "2024", &log]);
+        let out = ledger.ok(&["verify"]);
+        assert!(
+            out.contains("3 unparsed line(s) verified: their chain is intact"),
+            "{out}"
+        );
+        let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+        conn.execute(edit, []).unwrap();
+        drop(conn);
+        let out = ledger.run(&["verify"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{edit}: {text}");
+        assert!(text.contains(said), "{edit}: {text}");
+    }
+}
+
+#[test]
+fn unparsed_lines_kept_before_their_chain_are_counted_apart() {
+    let ledger = Ledger::new();
+    let old = write_log(&ledger, "old.log", &["garbage one", "garbage two"]);
+    ledger.ok(&["ingest", "--year", "2024", &old]);
+    // As a store written before schema 14 left them: no digest, no head.
+    let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+    conn.execute_batch("UPDATE unparsed SET digest = NULL; DELETE FROM unparsed_head;")
+        .unwrap();
+    drop(conn);
+    let new = write_log(&ledger, "new.log", &["garbage three"]);
+    ledger.ok(&["ingest", "--year", "2024", &new]);
+    let out = ledger.ok(&["verify"]);
+    assert!(
+        out.contains("1 unparsed line(s) verified: their chain is intact (2 kept before unparsed lines were chained, not covered)"),
+        "{out}"
+    );
+}
+
+#[test]
 fn site_tunnels_are_stored_as_tunnel_events_and_make_no_session() {
     let ledger = Ledger::new();
     let log = write_log(
