@@ -287,29 +287,40 @@ pub fn ingest(
     year: YearChoice,
     received: DateTime<Utc>,
 ) -> anyhow::Result<IngestSummary> {
-    let (label, mut reader, modified): (String, Box<dyn BufRead>, Option<DateTime<Utc>>) =
-        match input {
-            Input::Stdin => ("-".into(), Box::new(BufReader::new(std::io::stdin())), None),
-            Input::Path(path) => {
-                if path.is_dir() {
-                    return Err(
-                        BadInput(format!("{}: a folder, not a file", path.display())).into(),
-                    );
-                }
-                let file = File::open(path)
-                    .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
-                let modified = file
-                    .metadata()
-                    .ok()
-                    .and_then(|m| m.modified().ok())
-                    .map(DateTime::<Utc>::from);
-                (
-                    path.display().to_string(),
-                    Box::new(BufReader::with_capacity(1 << 20, file)),
-                    modified,
-                )
+    // `reopen`: the path of a regular file, which can be opened again and
+    // sought; standard input, a pipe or a FIFO is read once, through.
+    let (label, mut reader, modified, reopen): (
+        String,
+        Box<dyn BufRead>,
+        Option<DateTime<Utc>>,
+        Option<PathBuf>,
+    ) = match input {
+        Input::Stdin => (
+            "-".into(),
+            Box::new(BufReader::new(std::io::stdin())),
+            None,
+            None,
+        ),
+        Input::Path(path) => {
+            if path.is_dir() {
+                return Err(BadInput(format!("{}: a folder, not a file", path.display())).into());
             }
-        };
+            let file = File::open(path)
+                .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
+            let metadata = file.metadata().ok();
+            let regular = metadata.as_ref().is_some_and(|m| m.file_type().is_file());
+            let modified = metadata
+                .filter(|_| regular)
+                .and_then(|m| m.modified().ok())
+                .map(DateTime::<Utc>::from);
+            (
+                path.display().to_string(),
+                Box::new(BufReader::with_capacity(1 << 20, file)),
+                modified,
+                regular.then(|| path.to_path_buf()),
+            )
+        }
+    };
 
     // The first line names the file and tells a status snapshot apart.
     let mut first = Vec::new();
@@ -349,9 +360,9 @@ pub fn ingest(
     // with the same first line by what lies before the checkpoint.
     // Standard input cannot be read back: it is checked as it is skipped.
     let digest = fingerprint(&first);
-    let fingerprint = match input_path(&label) {
+    let fingerprint = match &reopen {
         Some(path) => {
-            let file = File::open(&path)
+            let file = File::open(path)
                 .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
             resume_point(&store.conn, &digest, &file)?.0
         }
@@ -367,7 +378,7 @@ pub fn ingest(
     let first_year = if has_checkpoint {
         received.with_timezone(&settings.zone).year()
     } else {
-        match (year, &input_path(&label)) {
+        match (year, &reopen) {
             (YearChoice::FirstLine(y), _) => y,
             (YearChoice::FromModificationTime, Some(path)) => {
                 first_line_year(path, modified.unwrap_or(received), settings.zone)?
@@ -390,7 +401,8 @@ pub fn ingest(
     )?;
 
     let mut reader = reader_at(
-        input_path(&label).as_deref(),
+        &label,
+        reopen.as_deref(),
         reader,
         first,
         stream.offset,
@@ -422,14 +434,12 @@ pub fn ingest(
     Ok(stream.summary)
 }
 
-fn input_path(label: &str) -> Option<PathBuf> {
-    (label != "-").then(|| PathBuf::from(label))
-}
-
-/// A reader of the input from `offset` on. A file is opened again and
-/// sought; standard input is read through, and what it skips must end
-/// with the bytes the checkpoint's digest covers (`expected_tail`).
+/// A reader of the input from `offset` on. A regular file is opened
+/// again and sought; standard input (or a pipe) is read through, and what
+/// it skips must end with the bytes the checkpoint's digest covers
+/// (`expected_tail`).
 fn reader_at(
+    label: &str,
     path: Option<&Path>,
     mut reader: Box<dyn BufRead>,
     first: Vec<u8>,
@@ -439,7 +449,8 @@ fn reader_at(
     if let Some(path) = path {
         let mut file = File::open(path)
             .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
-        file.seek(SeekFrom::Start(offset))?;
+        file.seek(SeekFrom::Start(offset))
+            .with_context(|| format!("{label}: cannot seek to byte {offset}"))?;
         return Ok(Box::new(BufReader::with_capacity(1 << 20, file)));
     }
     if offset == 0 {
@@ -450,14 +461,14 @@ fn reader_at(
     std::io::copy(
         &mut (&mut reader).take(offset.saturating_sub(first.len() as u64)),
         &mut skipped,
-    )?;
+    )
+    .with_context(|| format!("{label}: cannot read"))?;
     if let Some((len, digest)) = expected_tail {
         if tail_digest(skipped.last(len as usize)) != digest {
-            return Err(BadInput(
-                "-: standard input begins like a file read before but does not go on like it; \
+            return Err(BadInput(format!(
+                "{label}: this stream begins like a file read before but does not go on like it; \
                  give the file's path, so that it is told apart from the other"
-                    .to_owned(),
-            )
+            ))
             .into());
         }
     }

@@ -530,6 +530,45 @@ fn parse_json_names_format_event_and_error_of_each_line() {
 }
 
 #[test]
+fn a_fifo_or_a_pipe_named_by_path_is_read_once_through() {
+    let ledger = Ledger::new();
+    let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    let text = std::fs::read(&log).unwrap();
+
+    // A FIFO: opened once, read through (before, it was opened a second
+    // time to be sought, and waited for a writer forever).
+    let fifo = ledger.dir.path().join("central.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let writer = {
+        let (fifo, text) = (fifo.clone(), text.clone());
+        std::thread::spawn(move || std::fs::write(fifo, text).unwrap())
+    };
+    let out = ledger.ok(&["ingest", "--year", "2024", path_str(&fifo)]);
+    writer.join().unwrap();
+    assert!(out.contains("31 new line(s)"), "{out}");
+
+    // A pipe named /dev/stdin: the same lines, known by their first line,
+    // add nothing.
+    let mut child = ledger
+        .command(&["ingest", "--year", "2024", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("0 new line(s)"), "{stdout}");
+    assert_eq!(ledger.count("records"), 17);
+    assert_eq!(ledger.sessions().len(), 2);
+}
+
+#[test]
 fn a_missing_file_is_bad_input() {
     let ledger = Ledger::new();
     let out = ledger.run(&["ingest", "/nonexistent/openvpn.log"]);
