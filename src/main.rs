@@ -432,6 +432,22 @@ fn cmd_ingest(
             return Err(BadInput(format!("{}: cannot open: no such file", file.display())).into());
         }
     }
+    // A name the configuration does not know may be a typo: it still
+    // names the gateway of host-less lines, with the default settings.
+    if let Some(name) = source.as_deref() {
+        if ctx.config.source(name).is_none() && !ctx.config.sources.is_empty() {
+            let known: Vec<&str> = ctx
+                .config
+                .sources
+                .iter()
+                .map(|s| s.name.get_ref().as_str())
+                .collect();
+            tracing::warn!(
+                "--source {name}: no source of that name in the configuration (it has {}): read with the default settings, lines without a host go to gateway {name:?}",
+                known.join(", ")
+            );
+        }
+    }
     let mut store = ctx.store()?;
     let received = Utc::now();
     let mut total = ingest::IngestSummary::default();

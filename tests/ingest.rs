@@ -569,6 +569,37 @@ fn a_fifo_or_a_pipe_named_by_path_is_read_once_through() {
 }
 
 #[test]
+fn a_source_the_configuration_does_not_know_is_read_with_a_warning() {
+    let ledger = Ledger::sample();
+    let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    let out = ledger.run(&[
+        "ingest",
+        "--year",
+        "2024",
+        "--source",
+        "vpn-anecy",
+        path_str(&log),
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--source vpn-anecy: no source of that name in the configuration (it has vpn-annecy, gateways, loki, annecy-status)"),
+        "{stderr}"
+    );
+    // A configured one says nothing of the kind.
+    let out = ledger.run(&[
+        "ingest",
+        "--year",
+        "2024",
+        "--source",
+        "vpn-annecy",
+        path_str(&log),
+    ]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("no source of that name"));
+}
+
+#[test]
 fn a_missing_file_is_bad_input() {
     let ledger = Ledger::new();
     let out = ledger.run(&["ingest", "/nonexistent/openvpn.log"]);
