@@ -562,7 +562,7 @@ pub fn audit(
         }
     }
 
-    unreported_sessions(sessions, &covered, &mut findings);
+    unreported_sessions(sessions, &covered, inventory, &mut findings);
     overlapping_reports(reports, &mut findings);
 
     let resolutions = load_resolutions(conn)?;
@@ -809,17 +809,23 @@ fn check_remote_report(
     Ok(())
 }
 
-/// Sessions that reached a site's subnets and no report covers, once per
-/// visit (a reconnection continues the visit it resumes).
+/// A technician's sessions at a site that no report covers, once per visit
+/// (a reconnection continues the visit it resumes). A session is at a site
+/// as a report is backed by it: through one of the site's tunnels, or with
+/// traffic to its subnets; a session through a site's tunnel that reached
+/// no device is still work at that site. Sessions of identities that are no
+/// technician's are left out: no report is written for them.
 fn unreported_sessions(
     sessions: &[Session],
     covered: &BTreeSet<(String, String)>,
+    inventory: &Inventory,
     findings: &mut Vec<Finding>,
 ) {
     let by_id: BTreeMap<&str, &Session> = sessions.iter().map(|s| (s.id.as_str(), s)).collect();
-    // The first session of each visit, and every session of it.
-    let mut visits: BTreeMap<String, Vec<&Session>> = BTreeMap::new();
-    for s in sessions {
+    // Every session of each visit, under the start and id of its first
+    // session, so that visits come out in the order they began.
+    let mut visits: BTreeMap<(DateTime<Utc>, String), Vec<&Session>> = BTreeMap::new();
+    for s in sessions.iter().filter(|s| s.technician.is_some()) {
         let mut head = s;
         let mut hops = 0;
         while let Some(prev) = head.continues.as_deref().and_then(|id| by_id.get(id)) {
@@ -829,19 +835,28 @@ fn unreported_sessions(
                 break;
             }
         }
-        visits.entry(head.id.clone()).or_default().push(s);
+        visits
+            .entry((head.start, head.id.clone()))
+            .or_default()
+            .push(s);
     }
     for (_, visit) in visits {
         let head = visit[0];
         let mut sites: Vec<&String> = Vec::new();
         for s in &visit {
             for site in &s.sites {
-                // Reached its subnets: a device of the session is inside them.
-                if !s.devices.is_empty() && !sites.contains(&site) {
+                if !sites.contains(&site) {
                     sites.push(site);
                 }
             }
         }
+
+        // A visit is open while any of its sessions is: it has no end yet.
+        let last_end = if visit.iter().any(|s| s.end.is_none()) {
+            None
+        } else {
+            visit.iter().filter_map(|s| s.end).max()
+        };
         for site in sites {
             if visit
                 .iter()
@@ -849,7 +864,30 @@ fn unreported_sessions(
             {
                 continue;
             }
-            let last_end = visit.iter().filter_map(|s| s.end).max();
+
+            // What puts the visit at this site: the site's tunnels it went
+            // through, and the devices inside the site it reached.
+            let inventory_site = inventory.site(site);
+            let tunnels = unique_str(
+                visit
+                    .iter()
+                    .map(|s| s.tunnel.as_str())
+                    .filter(|t| inventory_site.is_some_and(|i| i.has_tunnel(t))),
+            );
+            let devices: BTreeSet<String> = devices_at_site(&visit, inventory_site)
+                .into_iter()
+                .map(|(ip, _)| ip)
+                .collect();
+            let mut how = Vec::new();
+            if !tunnels.is_empty() {
+                how.push(format!("through its tunnel {}", tunnels.join(", ")));
+            }
+            if !devices.is_empty() {
+                how.push(format!(
+                    "reaching {}",
+                    devices.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
             findings.push(Finding {
                 kind: "unreported_session",
                 severity: Severity::Warning,
@@ -863,10 +901,21 @@ fn unreported_sessions(
                     "user": head.user,
                     "start": format_utc(head.start),
                     "end": last_end.map(format_utc),
-                    "devices": visit.iter().flat_map(|s| s.devices.iter().map(|d| d.ip.clone())).collect::<BTreeSet<_>>(),
+                    "devices": devices,
                 }),
-                detail: format!("{} reached site {site} and no report covers it", head.user),
-                records: visit.iter().flat_map(|s| s.start_record.into_iter().chain(s.end_record)).collect(),
+                detail: if how.is_empty() {
+                    format!("{} was at site {site} and no report covers it", head.user)
+                } else {
+                    format!(
+                        "{} was at site {site} ({}) and no report covers it",
+                        head.user,
+                        how.join(", ")
+                    )
+                },
+                records: visit
+                    .iter()
+                    .flat_map(|s| s.start_record.into_iter().chain(s.end_record))
+                    .collect(),
                 span: Some((head.start, last_end)),
                 sessions: visit.iter().map(|s| s.id.clone()).collect(),
             });

@@ -415,3 +415,217 @@ fn a_technician_lists_sessions_no_report_covers_yet() {
     let theirs = ledger.json(&["sessions", "--json", "--user", "s.bernard", "--unreported"]);
     assert!(theirs.as_array().unwrap().is_empty());
 }
+
+/// One gateway, gw1, whose tunnel is site-a's; alice and carol are
+/// technicians, bob is no one's identity.
+const SITE_A_CONFIG: &str = r#"
+[[source]]
+name = "gw1"
+kind = "file"
+path = "/var/log/openvpn/gw1.log"
+gateway = "gw1"
+timezone = "Europe/Paris"
+
+[[site]]
+id = "site-a"
+client = "Example Client SA"
+tunnels = ["gw1"]
+subnets = ["192.168.50.0/24"]
+
+  [[site.device]]
+  name = "PLC-1"
+  ip = "192.168.50.10"
+  kind = "controller"
+  serial = "SN-PLC-0001"
+
+[[technician]]
+id = "alice"
+name = "Alice"
+vpn = ["alice"]
+
+[[technician]]
+id = "carol"
+name = "Carol"
+vpn = ["carol"]
+"#;
+
+/// A ledger of site-a with gw1's log ingested (March 2024, Paris time).
+fn site_a_ledger(log: &str) -> Ledger {
+    let ledger = Ledger::with_config(SITE_A_CONFIG);
+    let path = ledger.dir.path().join("gw1.log");
+    std::fs::write(&path, log).unwrap();
+    ledger.ok(&[
+        "ingest",
+        "--year",
+        "2024",
+        "--source",
+        "gw1",
+        path_str(&path),
+    ]);
+    ledger
+}
+
+/// (session, technician, observed, evidence texts) of each finding, after
+/// checking that every finding is an unreported session at site-a.
+fn unreported_at_site_a(audit: &Value) -> Vec<(Value, Value, Value, Vec<String>)> {
+    audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(d["kind"], "unreported_session", "{d:#}");
+            assert_eq!(d["severity"], "warning", "{d:#}");
+            assert_eq!(d["report"], Value::Null, "{d:#}");
+            assert_eq!(d["site"], "site-a", "{d:#}");
+            let texts = d["evidence"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["text"].as_str().unwrap().to_owned())
+                .collect();
+            (
+                d["session"].clone(),
+                d["technician"].clone(),
+                d["observed"].clone(),
+                texts,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn sessions_through_a_sites_tunnel_that_no_report_covers_are_unreported() {
+    // Three visits of alice through gw1, site-a's tunnel, none reaching a
+    // device; the last is still open.
+    let ledger = site_a_ledger(
+        "Mar  4 09:00:02 gw1 openvpn[2210]: 198.51.100.23:51734 [alice] Peer Connection Initiated with [AF_INET]198.51.100.23:51734
+Mar  4 09:00:02 gw1 openvpn[2210]: alice/198.51.100.23:51734 MULTI: primary virtual IP for alice/198.51.100.23:51734: 10.8.0.6
+Mar  4 09:40:11 gw1 openvpn[2210]: alice/198.51.100.23:51734 SIGTERM[soft,remote-exit] received, client-instance exiting
+Mar  5 14:00:05 gw1 openvpn[2210]: 198.51.100.23:51800 [alice] Peer Connection Initiated with [AF_INET]198.51.100.23:51800
+Mar  5 14:00:05 gw1 openvpn[2210]: alice/198.51.100.23:51800 MULTI: primary virtual IP for alice/198.51.100.23:51800: 10.8.0.6
+Mar  5 14:20:30 gw1 openvpn[2210]: alice/198.51.100.23:51800 SIGTERM[soft,remote-exit] received, client-instance exiting
+Mar  6 16:00:09 gw1 openvpn[2210]: 198.51.100.23:51911 [alice] Peer Connection Initiated with [AF_INET]198.51.100.23:51911
+Mar  6 16:00:09 gw1 openvpn[2210]: alice/198.51.100.23:51911 MULTI: primary virtual IP for alice/198.51.100.23:51911: 10.8.0.6
+",
+    );
+    let sessions = ledger.sessions();
+    assert_eq!(sessions.len(), 3);
+    for s in &sessions {
+        assert_eq!(s["sites"], json!(["site-a"]));
+        assert_eq!(s["devices"], json!([]));
+    }
+    let unreported = ledger.json(&["sessions", "--json", "--unreported"]);
+    assert_eq!(unreported.as_array().unwrap().len(), 3);
+
+    // One finding per visit, in the order they began; no session_open, as
+    // no report claims these sessions.
+    let audit = ledger.json(&["audit", "--json"]);
+    assert_eq!(
+        unreported_at_site_a(&audit),
+        vec![
+            (
+                sessions[0]["id"].clone(),
+                json!("alice"),
+                json!({"user": "alice", "start": "2024-03-04T08:00:02Z",
+                       "end": "2024-03-04T08:40:11Z", "devices": []}),
+                vec![
+                    "Mar  4 09:00:02 gw1 openvpn[2210]: 198.51.100.23:51734 [alice] Peer Connection Initiated with [AF_INET]198.51.100.23:51734".to_owned(),
+                    "Mar  4 09:40:11 gw1 openvpn[2210]: alice/198.51.100.23:51734 SIGTERM[soft,remote-exit] received, client-instance exiting".to_owned(),
+                ],
+            ),
+            (
+                sessions[1]["id"].clone(),
+                json!("alice"),
+                json!({"user": "alice", "start": "2024-03-05T13:00:05Z",
+                       "end": "2024-03-05T13:20:30Z", "devices": []}),
+                vec![
+                    "Mar  5 14:00:05 gw1 openvpn[2210]: 198.51.100.23:51800 [alice] Peer Connection Initiated with [AF_INET]198.51.100.23:51800".to_owned(),
+                    "Mar  5 14:20:30 gw1 openvpn[2210]: alice/198.51.100.23:51800 SIGTERM[soft,remote-exit] received, client-instance exiting".to_owned(),
+                ],
+            ),
+            (
+                sessions[2]["id"].clone(),
+                json!("alice"),
+                json!({"user": "alice", "start": "2024-03-06T15:00:09Z",
+                       "end": null, "devices": []}),
+                vec![
+                    "Mar  6 16:00:09 gw1 openvpn[2210]: 198.51.100.23:51911 [alice] Peer Connection Initiated with [AF_INET]198.51.100.23:51911".to_owned(),
+                ],
+            ),
+        ]
+    );
+    assert_eq!(
+        audit[0]["detail"],
+        "alice was at site site-a (through its tunnel gw1) and no report covers it"
+    );
+    // The evidence names where each line is.
+    let place = |e: &Value| (e["source"].clone(), e["line"].clone());
+    let places: Vec<_> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["evidence"].as_array().unwrap().iter().map(place))
+        .collect();
+    let gw1 = |n: u64| (json!("gw1"), json!(n));
+    assert_eq!(places, vec![gw1(1), gw1(3), gw1(4), gw1(6), gw1(7)]);
+    let by_technician = ledger.json(&["audit", "--json", "--technician", "alice"]);
+    assert_eq!(by_technician, audit);
+}
+
+#[test]
+fn only_a_technicians_session_that_no_report_covers_is_unreported() {
+    // carol's session is covered by her report; bob is no technician;
+    // alice reached PLC-1 and wrote nothing.
+    let ledger = site_a_ledger(
+        "Mar  5 10:00:04 gw1 openvpn[2210]: 192.0.2.40:40100 [carol] Peer Connection Initiated with [AF_INET]192.0.2.40:40100
+Mar  5 10:00:04 gw1 openvpn[2210]: carol/192.0.2.40:40100 MULTI: primary virtual IP for carol/192.0.2.40:40100: 10.8.0.10
+Mar  5 10:05:12 gw1 kernel: [90312.118204] VPN-FWD IN=tun0 OUT=eth1 MAC= SRC=10.8.0.10 DST=192.168.50.10 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=40211 DF PROTO=TCP SPT=50412 DPT=502 WINDOW=64240 RES=0x00 SYN URGP=0
+Mar  5 10:29:50 gw1 openvpn[2210]: carol/192.0.2.40:40100 SIGTERM[soft,remote-exit] received, client-instance exiting
+Mar  5 11:00:03 gw1 openvpn[2210]: 203.0.113.9:52000 [bob] Peer Connection Initiated with [AF_INET]203.0.113.9:52000
+Mar  5 11:00:03 gw1 openvpn[2210]: bob/203.0.113.9:52000 MULTI: primary virtual IP for bob/203.0.113.9:52000: 10.8.0.14
+Mar  5 11:02:00 gw1 kernel: [93580.502911] VPN-FWD IN=tun0 OUT=eth1 MAC= SRC=10.8.0.14 DST=192.168.50.10 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=1187 DF PROTO=TCP SPT=50418 DPT=502 WINDOW=64240 RES=0x00 SYN URGP=0
+Mar  5 11:20:00 gw1 openvpn[2210]: bob/203.0.113.9:52000 SIGTERM[soft,remote-exit] received, client-instance exiting
+Mar  5 14:00:05 gw1 openvpn[2210]: 198.51.100.23:51800 [alice] Peer Connection Initiated with [AF_INET]198.51.100.23:51800
+Mar  5 14:00:05 gw1 openvpn[2210]: alice/198.51.100.23:51800 MULTI: primary virtual IP for alice/198.51.100.23:51800: 10.8.0.6
+Mar  5 14:03:10 gw1 kernel: [104770.774120] VPN-FWD IN=tun0 OUT=eth1 MAC= SRC=10.8.0.6 DST=192.168.50.10 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=7742 DF PROTO=TCP SPT=43002 DPT=502 WINDOW=64240 RES=0x00 SYN URGP=0
+Mar  5 14:20:30 gw1 openvpn[2210]: alice/198.51.100.23:51800 SIGTERM[soft,remote-exit] received, client-instance exiting
+",
+    );
+    let path = ledger.dir.path().join("carol.json");
+    std::fs::write(
+        &path,
+        r#"[{"id": "R-A-1", "site": "site-a", "date": "2024-03-05", "technician": "carol", "mode": "remote",
+             "remote": {"start": "2024-03-05 10:00", "end": "2024-03-05 10:30", "devices": ["PLC-1"], "tunnel": "gw1"},
+             "status": "signed"}]"#,
+    )
+    .unwrap();
+    ledger.ok(&["reports", "import", path_str(&path)]);
+
+    let sessions = ledger.sessions();
+    let users: Vec<&str> = sessions
+        .iter()
+        .map(|s| s["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, vec!["carol", "bob", "alice"]);
+    assert_eq!(sessions[1]["technician"], Value::Null);
+    assert_eq!(sessions[1]["devices"][0]["name"], "PLC-1");
+
+    let audit = ledger.json(&["audit", "--json"]);
+    assert_eq!(
+        unreported_at_site_a(&audit),
+        vec![(
+            sessions[2]["id"].clone(),
+            json!("alice"),
+            json!({"user": "alice", "start": "2024-03-05T13:00:05Z",
+                   "end": "2024-03-05T13:20:30Z", "devices": ["192.168.50.10"]}),
+            vec![
+                "Mar  5 14:00:05 gw1 openvpn[2210]: 198.51.100.23:51800 [alice] Peer Connection Initiated with [AF_INET]198.51.100.23:51800".to_owned(),
+                "Mar  5 14:20:30 gw1 openvpn[2210]: alice/198.51.100.23:51800 SIGTERM[soft,remote-exit] received, client-instance exiting".to_owned(),
+            ],
+        )]
+    );
+    assert_eq!(
+        audit[0]["detail"],
+        "alice was at site site-a (through its tunnel gw1, reaching 192.168.50.10) and no report covers it"
+    );
+}
