@@ -809,12 +809,13 @@ fn check_remote_report(
     Ok(())
 }
 
-/// A technician's sessions at a site that no report covers, once per visit
-/// (a reconnection continues the visit it resumes). A session is at a site
-/// as a report is backed by it: through one of the site's tunnels, or with
+/// Sessions at a site that no report covers, once per visit (a
+/// reconnection continues the visit it resumes). A session is at a site as
+/// a report is backed by it: through one of the site's tunnels, or with
 /// traffic to its subnets; a session through a site's tunnel that reached
-/// no device is still work at that site. Sessions of identities that are no
-/// technician's are left out: no report is written for them.
+/// no device is still work at that site. An identity that is no
+/// technician's is listed too (its technician null): someone at a client's
+/// site whom no report can cover is what an auditor most wants to see.
 fn unreported_sessions(
     sessions: &[Session],
     covered: &BTreeSet<(String, String)>,
@@ -825,7 +826,7 @@ fn unreported_sessions(
     // Every session of each visit, under the start and id of its first
     // session, so that visits come out in the order they began.
     let mut visits: BTreeMap<(DateTime<Utc>, String), Vec<&Session>> = BTreeMap::new();
-    for s in sessions.iter().filter(|s| s.technician.is_some()) {
+    for s in sessions {
         let mut head = s;
         let mut hops = 0;
         while let Some(prev) = head.continues.as_deref().and_then(|id| by_id.get(id)) {

@@ -573,8 +573,9 @@ Mar  6 16:00:09 gw1 openvpn[2210]: alice/198.51.100.23:51911 MULTI: primary virt
 }
 
 #[test]
-fn only_a_technicians_session_that_no_report_covers_is_unreported() {
-    // carol's session is covered by her report; bob is no technician;
+fn a_session_at_a_site_that_no_report_covers_is_unreported_whoever_it_is() {
+    // carol's session is covered by her report; bob is no technician's
+    // identity and reached PLC-1 (an auditor wants to see that most);
     // alice reached PLC-1 and wrote nothing.
     let ledger = site_a_ledger(
         "Mar  5 10:00:04 gw1 openvpn[2210]: 192.0.2.40:40100 [carol] Peer Connection Initiated with [AF_INET]192.0.2.40:40100
@@ -614,6 +615,15 @@ Mar  5 14:20:30 gw1 openvpn[2210]: alice/198.51.100.23:51800 SIGTERM[soft,remote
     assert_eq!(
         unreported_at_site_a(&audit),
         vec![(
+            sessions[1]["id"].clone(),
+            Value::Null,
+            json!({"user": "bob", "start": "2024-03-05T10:00:03Z",
+                   "end": "2024-03-05T10:20:00Z", "devices": ["192.168.50.10"]}),
+            vec![
+                "Mar  5 11:00:03 gw1 openvpn[2210]: 203.0.113.9:52000 [bob] Peer Connection Initiated with [AF_INET]203.0.113.9:52000".to_owned(),
+                "Mar  5 11:20:00 gw1 openvpn[2210]: bob/203.0.113.9:52000 SIGTERM[soft,remote-exit] received, client-instance exiting".to_owned(),
+            ],
+        ), (
             sessions[2]["id"].clone(),
             json!("alice"),
             json!({"user": "alice", "start": "2024-03-05T13:00:05Z",
@@ -625,7 +635,7 @@ Mar  5 14:20:30 gw1 openvpn[2210]: alice/198.51.100.23:51800 SIGTERM[soft,remote
         )]
     );
     assert_eq!(
-        audit[0]["detail"],
+        audit[1]["detail"],
         "alice was at site site-a (through its tunnel gw1, reaching 192.168.50.10) and no report covers it"
     );
 }
