@@ -336,6 +336,16 @@ pub fn ingest(
     }
     let first_text = String::from_utf8_lossy(&first);
     let is_status = match settings.format {
+        FormatChoice::Fixed(f) if f.is_snapshot() && !is_status_file(&first_text) => {
+            // Read as a snapshot, a log would be kept again, whole, as
+            // lines no parser understood.
+            return Err(BadInput(format!(
+                "{label}: read as {f}, but its first line is not that of an OpenVPN status file \
+                 (\"OpenVPN CLIENT LIST\", or TITLE then a comma or a tab): {:?}",
+                first_text.trim_end()
+            ))
+            .into());
+        }
         FormatChoice::Fixed(f) => f.is_snapshot(),
         FormatChoice::Auto => is_status_file(&first_text),
     };

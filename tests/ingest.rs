@@ -600,6 +600,33 @@ fn a_source_the_configuration_does_not_know_is_read_with_a_warning() {
 }
 
 #[test]
+fn a_log_forced_as_a_status_file_is_refused_not_kept_again() {
+    let ledger = Ledger::new();
+    let log = fixture("corpus/openvpn/syslog-rfc3164.log");
+    ledger.ok(&["ingest", "--year", "2024", path_str(&log)]);
+    let counts = tables(&ledger);
+    let out = ledger.run(&[
+        "ingest",
+        "--year",
+        "2024",
+        "--format",
+        "openvpn-status",
+        path_str(&log),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("syslog-rfc3164.log: read as openvpn-status, but its first line is not that of an OpenVPN status file"),
+        "{stderr}"
+    );
+    assert_eq!(tables(&ledger), counts);
+    // A real status file forced as one is read.
+    let status = fixture("corpus/openvpn/status-v2.log");
+    ledger.ok(&["ingest", "--format", "openvpn-status", path_str(&status)]);
+    assert!(ledger.count("records") > counts[0]);
+}
+
+#[test]
 fn a_missing_file_is_bad_input() {
     let ledger = Ledger::new();
     let out = ledger.run(&["ingest", "/nonexistent/openvpn.log"]);
