@@ -10,6 +10,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::Inventory;
+use crate::output::csv_uncell;
 use crate::store::{format_utc, to_micros, Store};
 use crate::BadInput;
 
@@ -422,14 +423,6 @@ pub fn to_csv_row(r: &Report) -> Vec<String> {
     ]
 }
 
-/// Undoes the spreadsheet escape of an exported cell (`'=...`).
-fn unescape_cell(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
-        _ => cell,
-    }
-}
-
 /// Parses reports from CSV with a header row of [`CSV_COLUMNS`] (any
 /// order, any subset but `id`). Errors name the line and the field.
 pub fn parse_reports_csv(
@@ -468,7 +461,7 @@ pub fn parse_reports_csv(
         let line = row.position().map_or(0, |p| p.line());
         let cell = |name: &str| -> Option<String> {
             let i = header.iter().position(|h| h == name)?;
-            let v = unescape_cell(row.get(i)?.trim());
+            let v = csv_uncell(row.get(i)?.trim());
             (!v.is_empty()).then(|| v.to_owned())
         };
         let list = |name: &str| -> Option<Value> {

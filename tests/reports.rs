@@ -369,6 +369,54 @@ fn reports_round_trip_through_csv_with_formulas_escaped() {
 }
 
 #[test]
+fn a_text_starting_with_a_quote_comes_back_from_csv_unchanged() {
+    let ledger = Ledger::sample();
+    let path = ledger.dir.path().join("q.json");
+    std::fs::write(
+        &path,
+        r#"[{"id": "R-Q-1", "site": "lyon-01", "date": "2024-03-12", "technician": "j.martin", "mode": "remote",
+             "ticket": "'-42",
+             "diagnosis": {"symptoms": "'quoted by the client'", "details": "''"},
+             "recommendations": "'=not a formula",
+             "signatures": {"technician": {"name": "J. Martin", "at": "2024-03-12 09:50"}},
+             "status": "signed"}]"#,
+    )
+    .unwrap();
+    ledger.ok(&["reports", "import", path_str(&path)]);
+    let before = ledger.json(&["reports", "show", "R-Q-1", "--json"]);
+
+    let csv = ledger.ok(&["reports", "export", "--csv"]);
+    assert!(csv.contains(",''-42,"), "{csv}");
+    assert!(csv.contains(",''quoted by the client',"), "{csv}");
+    assert!(csv.contains(",''=not a formula,"), "{csv}");
+    let file = ledger.dir.path().join("q.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let out = ledger.ok(&["reports", "import", path_str(&file)]);
+    assert!(out.contains("1 report(s): 0 added, 0 updated"), "{out}");
+    assert!(out.contains("1 unchanged"), "{out}");
+
+    let after = ledger.json(&["reports", "show", "R-Q-1", "--json"]);
+    assert_eq!(after["recommendations"], "'=not a formula");
+    assert_eq!(after["ticket"], "'-42");
+    assert_eq!(after["diagnosis"]["symptoms"], "'quoted by the client'");
+    assert_eq!(after["diagnosis"]["details"], "''");
+    assert_eq!(after, before);
+
+    // A file written by hand, or by an older version that left a quote
+    // before ordinary text as it was, reads as before: the quote stays
+    // before text, and goes before a formula that export escaped.
+    std::fs::write(
+        &file,
+        "id,site,technician,mode,ticket,recommendations\nR-Q-2,lyon-01,j.martin,remote,'T-7,'=1+1\n",
+    )
+    .unwrap();
+    ledger.ok(&["reports", "import", path_str(&file)]);
+    let old = ledger.json(&["reports", "show", "R-Q-2", "--json"]);
+    assert_eq!(old["ticket"], "'T-7");
+    assert_eq!(old["recommendations"], "=1+1");
+}
+
+#[test]
 fn a_replaced_part_gives_the_device_its_new_serial() {
     let ledger = sample_ledger();
     let path = ledger.dir.path().join("part.json");
