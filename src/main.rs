@@ -938,6 +938,14 @@ fn cmd_resolve(
     note: &str,
     by: Option<String>,
 ) -> anyhow::Result<ExitCode> {
+    // An explanation is the point of resolving: a blank one would mark the
+    // finding explained while saying nothing.
+    if note.trim().is_empty() {
+        return Err(BadInput(
+            "--note: the note is empty; say why the finding is not a fault".to_owned(),
+        )
+        .into());
+    }
     let store = ctx.existing_store()?;
     let all_reports = reports::load_all(&store)?;
     let all_sessions = sessions::load(&store.conn, &SessionFilter::default())?;

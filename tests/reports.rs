@@ -215,6 +215,23 @@ fn an_explained_discrepancy_stays_explained() {
 }
 
 #[test]
+fn a_blank_note_explains_nothing_and_is_refused() {
+    let ledger = sample_ledger();
+    let audit = ledger.json(&["audit", "--json", "--kind", "no_session"]);
+    let id = audit[0]["id"].as_str().unwrap().to_owned();
+    for note in ["", "  \t "] {
+        let out = ledger.run(&["audit", "resolve", &id, "--note", note, "--by", "a.auditor"]);
+        assert_eq!(out.status.code(), Some(2), "note {note:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--note: the note is empty"), "{err}");
+    }
+    assert_eq!(ledger.count("resolutions"), 0);
+    let again = ledger.json(&["audit", "--json", "--kind", "no_session"]);
+    assert_eq!(again[0]["id"], id.as_str());
+    assert_eq!(again[0]["resolution"], Value::Null);
+}
+
+#[test]
 fn an_unreported_session_is_found_once() {
     let ledger = Ledger::sample();
     ledger.ok(&[
