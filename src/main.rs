@@ -327,17 +327,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             csv,
         } => {
+            let (since, until) = time_range(since.as_deref(), until.as_deref(), ctx.zone())?;
             let filter = SessionFilter {
                 user,
                 site,
-                since: since
-                    .as_deref()
-                    .map(|s| period(s, ctx.zone(), false))
-                    .transpose()?,
-                until: until
-                    .as_deref()
-                    .map(|s| period(s, ctx.zone(), true))
-                    .transpose()?,
+                since,
+                until,
             };
             cmd_sessions(&ctx, &filter, unreported, json, csv)
         }
@@ -366,15 +361,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .into());
                 }
             }
+            let (since, until) = time_range(since.as_deref(), until.as_deref(), ctx.zone())?;
             let filter = AuditFilter {
-                since: since
-                    .as_deref()
-                    .map(|s| period(s, ctx.zone(), false))
-                    .transpose()?,
-                until: until
-                    .as_deref()
-                    .map(|s| period(s, ctx.zone(), true))
-                    .transpose()?,
+                since,
+                until,
                 site,
                 technician,
                 kind,
@@ -402,8 +392,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn period(text: &str, zone: Tz, end_of_day: bool) -> anyhow::Result<DateTime<Utc>> {
-    vpnledger::period(text, zone, end_of_day)
+/// A period's start and end, either of them open.
+type Period = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// `--since` and `--until` as instants (a day given to `--since` from its
+/// start, to `--until` to its end). A period that ends before it starts is
+/// refused: it would list nothing, which reads as "nothing happened".
+fn time_range(since: Option<&str>, until: Option<&str>, zone: Tz) -> anyhow::Result<Period> {
+    let start = since
+        .map(|s| vpnledger::period(s, zone, false).context("--since"))
+        .transpose()?;
+    let end = until
+        .map(|s| vpnledger::period(s, zone, true).context("--until"))
+        .transpose()?;
+    if let (Some(since), Some(until), Some(start), Some(end)) = (since, until, start, end) {
+        if start > end {
+            return Err(BadInput(format!(
+                "--since {since} is later than --until {until}: the period would be empty"
+            ))
+            .into());
+        }
+    }
+    Ok((start, end))
 }
 
 fn format_choice(text: &str) -> anyhow::Result<FormatChoice> {

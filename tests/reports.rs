@@ -63,6 +63,53 @@ fn sessions_carry_technicians_sites_and_named_devices() {
 }
 
 #[test]
+fn a_period_that_ends_before_it_starts_is_refused() {
+    let ledger = sample_ledger();
+    for command in ["sessions", "audit"] {
+        let out = ledger.run(&[command, "--since", "2024-03-13", "--until", "2024-03-12"]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--since 2024-03-13 is later than --until 2024-03-12"),
+            "{command}: {err}"
+        );
+    }
+    let out = ledger.run(&[
+        "sessions",
+        "--since",
+        "2024-03-12T10:00:00Z",
+        "--until",
+        "2024-03-12T09:59:59Z",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // One day is a period from its start to its end.
+    let day = ledger.json(&[
+        "sessions",
+        "--json",
+        "--since",
+        "2024-03-12",
+        "--until",
+        "2024-03-12",
+    ]);
+    let users: Vec<&str> = day
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, vec!["j.martin", "s.bernard"]);
+
+    let out = ledger.run(&["sessions", "--since", "last tuesday"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--since: \"last tuesday\" is neither"),
+        "{err}"
+    );
+}
+
+#[test]
 fn prefill_gives_the_logged_remote_part_with_its_evidence() {
     let ledger = sample_ledger();
     let p = ledger.json(&["reports", "prefill", "R-2024-0618-01", "--json"]);
