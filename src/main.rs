@@ -59,7 +59,8 @@ enum Command {
     },
     /// List sessions.
     Sessions {
-        /// A VPN identity or a technician id.
+        /// A VPN identity or a technician id, ignoring case, `DOMAIN\` and
+        /// `@realm` as identities are matched everywhere.
         #[arg(long)]
         user: Option<String>,
         #[arg(long)]

@@ -25,7 +25,7 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::inventory::Inventory;
+use crate::inventory::{normalize_identity, Inventory};
 use crate::store::{format_utc, from_micros, Store, RUN_MICROS};
 
 /// How far apart a status snapshot's "connected since" and a log's start
@@ -916,7 +916,9 @@ fn save(store: &mut Store, gateway: &str, sessions: &[Session]) -> anyhow::Resul
 /// Which sessions to list.
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
-    /// A VPN identity (exact) or a technician id.
+    /// A VPN identity or a technician id, matched as identities are
+    /// everywhere: ignoring case, `DOMAIN\` and `@realm` (see
+    /// [`normalize_identity`]), so `J.MARTIN` finds `INTEG\j.martin`.
     pub user: Option<String>,
     pub site: Option<String>,
     pub since: Option<DateTime<Utc>>,
@@ -958,11 +960,17 @@ pub fn load(conn: &Connection, filter: &SessionFilter) -> anyhow::Result<Vec<Ses
             evidence: serde_json::from_str(&text(21)?).unwrap_or_default(),
         })
     })?;
+    let user = filter.user.as_deref().map(normalize_identity);
     let mut out = Vec::new();
     for row in rows {
         let s = row?;
-        if let Some(user) = &filter.user {
-            if s.user != *user && s.technician.as_deref() != Some(user.as_str()) {
+        if let Some(user) = &user {
+            let by_identity = normalize_identity(&s.user) == *user;
+            let by_technician = s
+                .technician
+                .as_deref()
+                .is_some_and(|t| normalize_identity(t) == *user);
+            if !by_identity && !by_technician {
                 continue;
             }
         }

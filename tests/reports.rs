@@ -110,6 +110,34 @@ fn a_period_that_ends_before_it_starts_is_refused() {
 }
 
 #[test]
+fn a_user_is_found_whatever_the_case_domain_or_realm() {
+    // No technicians configured: only the identity itself can match.
+    let ledger = Ledger::new();
+    ledger.ok(&[
+        "ingest",
+        "--year",
+        "2024",
+        path_str(&fixture("logs/vpn-lyon-syslog.log")),
+    ]);
+    for user in ["J.MARTIN", "INTEG\\j.martin", "J.Martin@integ.local"] {
+        let found = ledger.json(&["sessions", "--json", "--user", user]);
+        let found = found.as_array().unwrap();
+        assert_eq!(found.len(), 1, "{user}");
+        assert_eq!(found[0]["user"], "j.martin", "{user}");
+        assert_eq!(found[0]["start"], "2024-03-12T08:14:03Z", "{user}");
+    }
+    let nobody = ledger.json(&["sessions", "--json", "--user", "j.mart"]);
+    assert!(nobody.as_array().unwrap().is_empty());
+
+    // A technician id too, in any case.
+    let sample = sample_ledger();
+    let by_tech = sample.json(&["sessions", "--json", "--user", "S.Bernard"]);
+    let by_tech = by_tech.as_array().unwrap();
+    assert_eq!(by_tech.len(), 1);
+    assert_eq!(by_tech[0]["technician"], "s.bernard");
+}
+
+#[test]
 fn prefill_gives_the_logged_remote_part_with_its_evidence() {
     let ledger = sample_ledger();
     let p = ledger.json(&["reports", "prefill", "R-2024-0618-01", "--json"]);
