@@ -22,7 +22,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tracing::info;
@@ -70,7 +70,8 @@ struct ApiError(StatusCode, String);
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         match e.downcast_ref::<BadInput>() {
-            Some(b) => ApiError(StatusCode::BAD_REQUEST, b.0.clone()),
+            // With what it was about (`since: ...`).
+            Some(_) => ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")),
             None => ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
         }
     }
@@ -99,12 +100,13 @@ where
     .map_err(ApiError::from)
 }
 
-fn time_param(
-    text: Option<&str>,
-    zone: chrono_tz::Tz,
-    end: bool,
-) -> anyhow::Result<Option<DateTime<Utc>>> {
-    text.map(|t| crate::period(t, zone, end)).transpose()
+/// A query's `since` and `until`, read as the command line reads them.
+fn period_param(
+    since: Option<&str>,
+    until: Option<&str>,
+    config: &Config,
+) -> anyhow::Result<crate::Period> {
+    crate::period_range(since, until, config.defaults.timezone, ["since", "until"])
 }
 
 async fn health(State(shared): State<Arc<Shared>>) -> Result<Json<Value>, ApiError> {
@@ -148,12 +150,12 @@ async fn list_sessions(
     Query(q): Query<SessionQuery>,
 ) -> Result<Json<Value>, ApiError> {
     read(&shared, move |store, config| {
-        let zone = config.defaults.timezone;
+        let (since, until) = period_param(q.since.as_deref(), q.until.as_deref(), config)?;
         let filter = SessionFilter {
             user: q.user,
             site: q.site,
-            since: time_param(q.since.as_deref(), zone, false)?,
-            until: time_param(q.until.as_deref(), zone, true)?,
+            since,
+            until,
         };
         Ok(Json(serde_json::to_value(sessions::load(
             &store.conn,
@@ -214,7 +216,6 @@ async fn audit(
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     read(&shared, move |store, config| {
-        let zone = config.defaults.timezone;
         if let Some(k) = q.kind.as_deref() {
             if !crate::reconcile::KINDS.contains(&k) {
                 return Err(BadInput(format!(
@@ -224,9 +225,10 @@ async fn audit(
                 .into());
             }
         }
+        let (since, until) = period_param(q.since.as_deref(), q.until.as_deref(), config)?;
         let filter = AuditFilter {
-            since: time_param(q.since.as_deref(), zone, false)?,
-            until: time_param(q.until.as_deref(), zone, true)?,
+            since,
+            until,
             site: q.site,
             technician: q.technician,
             kind: q.kind,
@@ -339,4 +341,72 @@ async fn page(State(shared): State<Arc<Shared>>) -> Result<Html<String>, ApiErro
         Ok(Html(html))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Answers one GET on a fresh, empty store: status and JSON body.
+    async fn get(dir: &tempfile::TempDir, uri: &str) -> (StatusCode, Value) {
+        let db = dir.path().join("api.db");
+        drop(Store::open(&db).unwrap());
+        let shared = Arc::new(Shared::new(Config::default(), db));
+        let response = router(shared)
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn queries_are_checked_as_the_command_line_checks_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let (status, body) = get(&dir, "/api/sessions?since=2024-03-13&until=2024-03-12").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body["error"],
+            "since 2024-03-13 is later than until 2024-03-12: the period would be empty"
+        );
+        let (status, body) = get(&dir, "/api/audit?since=2024-03-13&until=2024-03-12").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body["error"],
+            "since 2024-03-13 is later than until 2024-03-12: the period would be empty"
+        );
+        let (status, body) = get(&dir, "/api/sessions?until=last%20tuesday").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body["error"],
+            "until: \"last tuesday\" is neither RFC 3339 nor YYYY-MM-DD"
+        );
+        let (status, body) = get(&dir, "/api/audit?kind=guess").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("kind \"guess\" is not one of "),
+            "{body}"
+        );
+        let (status, body) = get(&dir, "/api/reports/R-0").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], "no such report");
+        // The same day as both bounds is that whole day.
+        let (status, body) = get(&dir, "/api/sessions?since=2024-03-12&until=2024-03-12").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!([]));
+        let (status, body) = get(&dir, "/api/health").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["records"], 0);
+    }
 }

@@ -89,6 +89,18 @@ pub struct Counters {
 }
 
 impl Shared {
+    /// The state of a daemon starting now with `config` on the store `db`.
+    pub fn new(config: Config, db: PathBuf) -> Shared {
+        Shared {
+            config: RwLock::new(config),
+            db,
+            writer_alive_ms: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            started: Instant::now(),
+            counters: Counters::default(),
+        }
+    }
+
     fn beat(&self) {
         let ms = self.started.elapsed().as_millis() as u64;
         self.writer_alive_ms.store(ms, Ordering::Relaxed);
@@ -153,14 +165,7 @@ pub fn run(config_path: &Path, db_flag: Option<&Path>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let shared = Arc::new(Shared {
-        config: RwLock::new(config),
-        db,
-        writer_alive_ms: AtomicU64::new(0),
-        stopping: AtomicBool::new(false),
-        started: Instant::now(),
-        counters: Counters::default(),
-    });
+    let shared = Arc::new(Shared::new(config, db));
     let result = runtime.block_on(main_loop(shared, config_path.to_owned()));
     // Every task was stopped above; what is left (an API request being
     // answered) must not hold the exit.

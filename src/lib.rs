@@ -41,6 +41,42 @@ impl std::fmt::Display for BadInput {
 
 impl std::error::Error for BadInput {}
 
+/// A period's start and end, either of them open.
+pub type Period = (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+/// A period's bounds as instants (a day given as the start from its
+/// start, as the end to its end); `names` are the bounds' names as the
+/// user gave them (`--since`, or `since` in a query), for the errors. A
+/// period that ends before it starts is refused: it would list nothing,
+/// which reads as "nothing happened".
+pub fn period_range(
+    since: Option<&str>,
+    until: Option<&str>,
+    zone: chrono_tz::Tz,
+    names: [&str; 2],
+) -> anyhow::Result<Period> {
+    use anyhow::Context;
+    let [since_name, until_name] = names;
+    let start = since
+        .map(|s| period(s, zone, false).context(since_name.to_owned()))
+        .transpose()?;
+    let end = until
+        .map(|s| period(s, zone, true).context(until_name.to_owned()))
+        .transpose()?;
+    if let (Some(since), Some(until), Some(start), Some(end)) = (since, until, start, end) {
+        if start > end {
+            return Err(BadInput(format!(
+                "{since_name} {since} is later than {until_name} {until}: the period would be empty"
+            ))
+            .into());
+        }
+    }
+    Ok((start, end))
+}
+
 /// `--since`/`--until`: RFC 3339, or a date (the whole day, in the zone).
 pub fn period(
     text: &str,

@@ -328,7 +328,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             csv,
         } => {
-            let (since, until) = time_range(since.as_deref(), until.as_deref(), ctx.zone())?;
+            let (since, until) = vpnledger::period_range(
+                since.as_deref(),
+                until.as_deref(),
+                ctx.zone(),
+                ["--since", "--until"],
+            )?;
             let filter = SessionFilter {
                 user,
                 site,
@@ -362,7 +367,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .into());
                 }
             }
-            let (since, until) = time_range(since.as_deref(), until.as_deref(), ctx.zone())?;
+            let (since, until) = vpnledger::period_range(
+                since.as_deref(),
+                until.as_deref(),
+                ctx.zone(),
+                ["--since", "--until"],
+            )?;
             let filter = AuditFilter {
                 since,
                 until,
@@ -391,30 +401,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             files,
         } => cmd_parse(&ctx, &reading, stats, &files),
     }
-}
-
-/// A period's start and end, either of them open.
-type Period = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-
-/// `--since` and `--until` as instants (a day given to `--since` from its
-/// start, to `--until` to its end). A period that ends before it starts is
-/// refused: it would list nothing, which reads as "nothing happened".
-fn time_range(since: Option<&str>, until: Option<&str>, zone: Tz) -> anyhow::Result<Period> {
-    let start = since
-        .map(|s| vpnledger::period(s, zone, false).context("--since"))
-        .transpose()?;
-    let end = until
-        .map(|s| vpnledger::period(s, zone, true).context("--until"))
-        .transpose()?;
-    if let (Some(since), Some(until), Some(start), Some(end)) = (since, until, start, end) {
-        if start > end {
-            return Err(BadInput(format!(
-                "--since {since} is later than --until {until}: the period would be empty"
-            ))
-            .into());
-        }
-    }
-    Ok((start, end))
 }
 
 fn format_choice(text: &str) -> anyhow::Result<FormatChoice> {
