@@ -175,6 +175,7 @@ pub fn ingest_inputs(
     inputs: &[PathBuf],
     settings: &SourceSettings,
     year: YearChoice,
+    complete: bool,
     received: DateTime<Utc>,
 ) -> anyhow::Result<IngestSummary> {
     let mut total = IngestSummary::default();
@@ -184,7 +185,7 @@ pub fn ingest_inputs(
         } else {
             Input::Path(path)
         };
-        total.add(ingest(store, input, settings, year, received)?);
+        total.add(ingest(store, input, settings, year, complete, received)?);
     }
     Ok(total)
 }
@@ -279,12 +280,15 @@ pub fn checkpoint_offset(store: &Store, key: &str) -> anyhow::Result<Option<u64>
     Ok(load_checkpoint(&store.conn, key)?.map(|c| c.offset))
 }
 
-/// Reads one input into the store.
+/// Reads one input into the store. A last line without its newline is
+/// left for a later read (it may be being written), unless the input is
+/// `complete`.
 pub fn ingest(
     store: &mut Store,
     input: Input<'_>,
     settings: &SourceSettings,
     year: YearChoice,
+    complete: bool,
     received: DateTime<Utc>,
 ) -> anyhow::Result<IngestSummary> {
     // `reopen`: the path of a regular file, which can be opened again and
@@ -357,7 +361,7 @@ pub fn ingest(
             .with_context(|| format!("{label}: cannot read"))?;
         return ingest_status(store, &label, &content, settings, received);
     }
-    if !first.ends_with(b"\n") {
+    if !first.ends_with(b"\n") && !complete {
         return Ok(IngestSummary {
             files: 1,
             partial_lines: 1,
@@ -427,7 +431,7 @@ pub fn ingest(
         if n == 0 {
             break;
         }
-        if !buffer.ends_with(b"\n") {
+        if !buffer.ends_with(b"\n") && !complete {
             // A line still being written: it waits for its newline.
             stream.summary.partial_lines += 1;
             break;

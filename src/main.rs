@@ -54,6 +54,10 @@ enum Command {
         source: Option<String>,
         #[command(flatten)]
         reading: Reading,
+        /// The files are complete (closed, rotated): a last line without
+        /// its newline is read too, not left for a later read.
+        #[arg(long)]
+        complete: bool,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -317,8 +321,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest {
             source,
             reading,
+            complete,
             files,
-        } => cmd_ingest(&ctx, source, &reading, &files),
+        } => cmd_ingest(&ctx, source, &reading, complete, &files),
         Command::Sessions {
             user,
             site,
@@ -416,6 +421,7 @@ fn cmd_ingest(
     ctx: &Context,
     source: Option<String>,
     reading: &Reading,
+    complete: bool,
     files: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
     let format = format_choice(&reading.format)?;
@@ -457,6 +463,7 @@ fn cmd_ingest(
             std::slice::from_ref(file),
             &settings,
             year_choice(reading.year),
+            complete,
             received,
         )?;
         if summary.unparsed > 0 {
@@ -490,7 +497,7 @@ fn cmd_ingest(
     );
     if total.partial_lines > 0 {
         println!(
-            "{} last line(s) without a newline left for a later read",
+            "{} last line(s) without a newline left for a later read (--complete reads them: a file that is closed or rotated)",
             total.partial_lines
         );
     }

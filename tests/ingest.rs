@@ -110,6 +110,60 @@ fn a_partial_last_line_waits_for_its_newline() {
 }
 
 #[test]
+fn complete_reads_a_last_line_without_its_newline() {
+    // A rotated file whose last line never got its newline, and a file
+    // of one such line.
+    let ledger = Ledger::new();
+    let rotated = ledger.dir.path().join("openvpn.log.1");
+    let start = "Mar 12 09:14:03 vpn-lyon openvpn[1873]: 198.51.100.23:51734 [j.martin] Peer Connection Initiated with [AF_INET]198.51.100.23:51734\n";
+    let end = "Mar 12 09:47:55 vpn-lyon openvpn[1873]: j.martin/198.51.100.23:51734 SIGTERM[soft,remote-exit] received, client-instance exiting";
+    std::fs::write(&rotated, format!("{start}{end}")).unwrap();
+    let single = ledger.dir.path().join("single.log");
+    std::fs::write(&single, "Mar 12 10:02:00 vpn-lyon openvpn[1873]: 198.51.100.40:40000 [s.bernard] Peer Connection Initiated with [AF_INET]198.51.100.40:40000").unwrap();
+    let out = ledger.ok(&[
+        "ingest",
+        "--year",
+        "2024",
+        path_str(&rotated),
+        path_str(&single),
+    ]);
+    assert!(
+        out.contains(
+            "2 last line(s) without a newline left for a later read (--complete reads them"
+        ),
+        "{out}"
+    );
+    assert_eq!(ledger.count("records"), 1);
+    let out = ledger.ok(&[
+        "ingest",
+        "--year",
+        "2024",
+        "--complete",
+        path_str(&rotated),
+        path_str(&single),
+    ]);
+    assert!(out.contains("2 new line(s)"), "{out}");
+    assert!(!out.contains("without a newline"), "{out}");
+    let s = ledger.sessions();
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[0]["user"], "j.martin");
+    assert_eq!(s[0]["end"], "2024-03-12T08:47:55Z");
+    assert_eq!(s[1]["user"], "s.bernard");
+    assert_eq!(s[1]["start"], "2024-03-12T09:02:00Z");
+    // Read to their end: nothing more the next time.
+    let out = ledger.ok(&[
+        "ingest",
+        "--year",
+        "2024",
+        "--complete",
+        path_str(&rotated),
+        path_str(&single),
+    ]);
+    assert!(out.contains("0 new line(s)"), "{out}");
+    assert_eq!(ledger.count("records"), 3);
+}
+
+#[test]
 fn lines_no_parser_understands_are_kept_and_counted() {
     let ledger = Ledger::new();
     let log = write_log(
