@@ -1167,25 +1167,7 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let head_problem = match (head, last_id) {
-        (None, None) => None,
-        (Some((head, _)), None) => Some(format!(
-            "the store has no record, but its chain head names record {head}: records were removed"
-        )),
-        (None, Some(last)) => Some(format!(
-            "the store's chain head is gone, and record {last} is the last: the head was removed"
-        )),
-        (Some((head, _)), Some(last)) if head > last => Some(format!(
-            "the chain head names record {head}, but the last record is {last}: the newest record(s) were removed"
-        )),
-        (Some((head, _)), Some(last)) if head < last => Some(format!(
-            "records after {head} (the chain head) up to {last} were written without moving it: by hand, or by an earlier vpnledger running beside this one"
-        )),
-        (Some((_, digest)), Some(last)) if digest[..] != previous[..] => Some(format!(
-            "the chain head's digest is not that of record {last}, the last: the record or the head was altered"
-        )),
-        _ => None,
-    };
+    let head_problem = chain_end_problem(head, last_id, &previous, &RECORD_CHAIN);
     if let Some(problem) = head_problem {
         println!("{problem}");
         return Ok(ExitCode::from(1));
@@ -1212,6 +1194,66 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
         println!();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How `verify` names a chain and its links.
+struct ChainNames {
+    /// One link (`record`), several (`records`).
+    one: &'static str,
+    many: &'static str,
+    /// The chain's head.
+    head: &'static str,
+    /// Who writes links without moving the head, besides a hand.
+    other_writer: &'static str,
+}
+
+const RECORD_CHAIN: ChainNames = ChainNames {
+    one: "record",
+    many: "records",
+    head: "chain head",
+    other_writer: ", or by an earlier vpnledger running beside this one",
+};
+
+const UNPARSED_CHAIN: ChainNames = ChainNames {
+    one: "unparsed line",
+    many: "unparsed lines",
+    head: "unparsed lines' chain head",
+    other_writer: "",
+};
+
+/// Whether a chain ends where its head says: the head's id and digest
+/// against the last link's id and the digest recomputed up to it.
+fn chain_end_problem(
+    head: Option<(i64, impl AsRef<[u8]>)>,
+    last: Option<i64>,
+    last_digest: &[u8],
+    names: &ChainNames,
+) -> Option<String> {
+    let ChainNames {
+        one,
+        many,
+        head: head_name,
+        other_writer,
+    } = names;
+    match (head, last) {
+        (None, None) => None,
+        (Some((head, _)), None) => Some(format!(
+            "the store has no {one} on its chain, but its {head_name} names {one} {head}: {many} were removed"
+        )),
+        (None, Some(last)) => Some(format!(
+            "the store's {head_name} is gone, and {one} {last} is the last: the head was removed"
+        )),
+        (Some((head, _)), Some(last)) if head > last => Some(format!(
+            "the {head_name} names {one} {head}, but the last {one} is {last}: the newest {one}(s) were removed"
+        )),
+        (Some((head, _)), Some(last)) if head < last => Some(format!(
+            "{many} after {head} (the {head_name}) up to {last} were written without moving it: by hand{other_writer}"
+        )),
+        (Some((_, digest)), Some(last)) if digest.as_ref() != last_digest => Some(format!(
+            "the {head_name}'s digest is not that of {one} {last}, the last: the {one} or the head was altered"
+        )),
+        _ => None,
+    }
 }
 
 /// What `verify` found of the unparsed lines' chain.
@@ -1301,25 +1343,7 @@ fn unparsed_chain(conn: &rusqlite::Connection) -> anyhow::Result<Result<Unparsed
                     .to_owned(),
             )),
         };
-    let problem = match (head, last) {
-        (None, None) => None,
-        (Some((head, _)), None) => Some(format!(
-            "no unparsed line has a digest, but their chain head names line {head}: unparsed lines were removed"
-        )),
-        (None, Some(last)) => Some(format!(
-            "the unparsed lines' chain head is gone, and unparsed line {last} is the last: the head was removed"
-        )),
-        (Some((head, _)), Some(last)) if head > last => Some(format!(
-            "the unparsed lines' chain head names line {head}, but the last is {last}: the newest unparsed line(s) were removed"
-        )),
-        (Some((head, _)), Some(last)) if head < last => Some(format!(
-            "unparsed lines after {head} (their chain head) up to {last} were written without moving it: by hand"
-        )),
-        (Some((_, digest)), Some(last)) if digest != previous => Some(format!(
-            "the unparsed lines' chain head digest is not that of line {last}, the last: the line or the head was altered"
-        )),
-        _ => None,
-    };
+    let problem = chain_end_problem(head, last, &previous, &UNPARSED_CHAIN);
     Ok(problem.map_or(Ok(found), Err))
 }
 

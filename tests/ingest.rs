@@ -748,11 +748,11 @@ fn verify_finds_an_unparsed_line_altered_or_removed() {
         ),
         (
             "DELETE FROM unparsed WHERE id = 3",
-            "the unparsed lines' chain head names line 3, but the last is 2",
+            "the unparsed lines' chain head names unparsed line 3, but the last unparsed line is 2: the newest unparsed line(s) were removed",
         ),
         (
             "DELETE FROM unparsed",
-            "no unparsed line has a digest, but their chain head names line 3",
+            "the store has no unparsed line on its chain, but its unparsed lines' chain head names unparsed line 3: unparsed lines were removed",
         ),
     ];
     for (edit, said) in cases {
