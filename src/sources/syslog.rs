@@ -396,6 +396,9 @@ async fn tcp_client(
             Ok(None) => return,
             Err(e) => {
                 debug!(error = %e, "syslog TCP client dropped");
+                if let Some(m) = keep_pending(&pending) {
+                    let _ = tx.send(m).await;
+                }
                 return;
             }
         }
@@ -447,8 +450,20 @@ async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(
             // The count is not a message of its own.
             bytes.clear();
             let kept = len.min(max);
-            let mut body = vec![0u8; kept];
-            reader.read_exact(&mut body).await?;
+            // The body is read into `pending`, so that a frame cut short
+            // (the sender gone, or a stop while it is silent) is kept as
+            // far as it came.
+            while bytes.len() < kept {
+                let buf = reader.fill_buf().await?;
+                if buf.is_empty() {
+                    let mut m = message(bytes, max);
+                    m.truncated = true;
+                    return Ok(Some(m));
+                }
+                let n = buf.len().min(kept - bytes.len());
+                bytes.extend_from_slice(&buf[..n]);
+                reader.consume(n);
+            }
             // Discard what is past the limit, keeping the framing.
             let mut rest = (len - kept) as u64;
             while rest > 0 {
@@ -459,7 +474,7 @@ async fn read_frame<R: tokio::io::AsyncBufRead + Unpin>(
                 }
                 rest -= n;
             }
-            let mut m = message(&body, max);
+            let mut m = message(bytes, max);
             m.truncated |= len > max;
             return Ok(Some(m));
         }
@@ -566,6 +581,46 @@ mod tests {
                 ("<30>Mar 12 09:14:04 gw app: three".to_owned(), false),
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn an_octet_counted_frame_cut_by_the_sender_leaving_is_kept_flagged() {
+        let input = b"<30>Mar 12 09:14:03 gw app: one\n200 <30>Mar 12 09:14:05 gw app: cut";
+        let got = frames(input, 1024).await;
+        assert_eq!(
+            got,
+            vec![
+                ("<30>Mar 12 09:14:03 gw app: one".to_owned(), false),
+                ("<30>Mar 12 09:14:05 gw app: cut".to_owned(), true),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_octet_counted_frame_half_sent_at_a_stop_is_kept_flagged() {
+        use tokio::io::AsyncWriteExt;
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        tokio::spawn(tcp(listener, 1024, 4, tx, stop));
+
+        // The sender stays connected, 30 bytes short of its count.
+        let mut sender = TcpStream::connect(addr).await.unwrap();
+        sender
+            .write_all(b"60 <30>Mar 12 09:14:05 gw app: half")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop_tx.send(true).unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.bytes, b"<30>Mar 12 09:14:05 gw app: half");
+        assert!(m.truncated);
+        drop(sender);
     }
 
     #[tokio::test]
