@@ -304,3 +304,49 @@ fn restarts_follow_truncation_and_inode_reuse_while_down() {
         "the file system did not reuse the inode; this test needs one that does (ext4)"
     );
 }
+
+#[test]
+fn files_rotated_while_down_are_read_to_their_end_first() {
+    let (ledger, logs) = tailing_ledger();
+    let live = logs.join("a.log");
+    let write = |path: &Path, first: u64, count: u64| {
+        let mut file = append(path);
+        for n in first..first + count {
+            file.write_all(netfilter_line(n).as_bytes()).expect("write");
+        }
+    };
+
+    write(&live, 0, 40);
+    let mut daemon = Daemon::start(&ledger);
+    wait_for_records(&ledger.db, 40, STORE_TIMEOUT);
+    daemon.stop();
+
+    // Down: the program writes on, then logrotate renames the file out of
+    // the watched names and the program starts a new one.
+    write(&live, 40, 15);
+    fs::rename(&live, logs.join("a.log.1")).expect("rotate");
+    write(&live, 55, 6);
+    let mut daemon = Daemon::start(&ledger);
+    wait_for_records(&ledger.db, 61, STORE_TIMEOUT);
+    daemon.wait_for_log(
+        "reading the rest of a file rotated while stopped",
+        Duration::from_secs(5),
+    );
+    daemon.stop();
+
+    // Down again: copytruncate this time, the copy out of the watched
+    // names, the emptied file written again.
+    write(&live, 61, 9);
+    fs::copy(&live, logs.join("a.log.2")).expect("copy");
+    File::create(&live).expect("truncate");
+    write(&live, 70, 5);
+    let mut daemon = Daemon::start(&ledger);
+    wait_for_records(&ledger.db, 75, STORE_TIMEOUT);
+    daemon.stop();
+
+    // The files read before and now at other names are not read again.
+    let mut daemon = Daemon::start(&ledger);
+    sleep(Duration::from_secs(1));
+    wait_for_records(&ledger.db, 75, STORE_TIMEOUT);
+    daemon.stop();
+}

@@ -12,6 +12,10 @@
 //!   identity. Lines the program writes between the copy and the
 //!   truncation are lost by copytruncate itself, before we can see them;
 //! - a deleted and recreated file: as rename and create;
+//! - a rotation while the daemon was down (rename, or copytruncate): at
+//!   start, a file of the watched folders that this source had begun and
+//!   that no longer sits at a watched path is read on from its checkpoint
+//!   to its end, before the files at the watched paths;
 //! - truncation while the daemon was down, inode reuse: the identity is the
 //!   content's, so a new file is never mistaken for an old one. When the
 //!   new content starts with the same first line as the old (a header), a
@@ -156,6 +160,11 @@ impl FileSource {
         let mut tails: HashMap<String, Tail> = HashMap::new();
         let mut reported_missing = false;
         info!(source = %name, pattern = %self.pattern, "tailing");
+        // Files rotated while the daemon was stopped are no longer at the
+        // watched paths; those it had begun are read to their end first.
+        if let Err(e) = self.find_rotated_while_stopped(&mut tails, &checkpoints) {
+            warn!(source = %name, error = %e, "looking for files rotated while stopped failed");
+        }
 
         while !self.stopped() {
             // Watch the folders of the pattern, as they appear.
@@ -309,6 +318,68 @@ impl FileSource {
             }
         }
         Ok(paths.len())
+    }
+
+    /// Files of the watched folders that are not at a watched path but
+    /// that this source read part of (its checkpoint says so, short of
+    /// their end): renamed or copied by a rotation while the daemon was
+    /// stopped. They are followed as rotated files, read to their end
+    /// before the files at the watched paths, then let go.
+    fn find_rotated_while_stopped(
+        &self,
+        tails: &mut HashMap<String, Tail>,
+        checkpoints: &rusqlite::Connection,
+    ) -> anyhow::Result<()> {
+        let watched = self.matching_paths();
+        let mut source_of =
+            checkpoints.prepare("SELECT source, offset FROM checkpoints WHERE fingerprint = ?1")?;
+        for folder in folders_of(&self.pattern) {
+            let Ok(entries) = std::fs::read_dir(&folder) else {
+                continue;
+            };
+            for entry in entries.filter_map(Result::ok) {
+                let path = entry.path();
+                let Ok(meta) = entry.metadata() else { continue };
+                if !meta.is_file() || watched.contains(&path) {
+                    continue;
+                }
+                let Ok(mut file) = File::open(&path) else {
+                    continue;
+                };
+                let Some(line) = first_line(&mut file)? else {
+                    continue;
+                };
+                let digest = fingerprint(&line);
+                let (identity, offset) = crate::ingest::resume_point(checkpoints, &digest, &file)?;
+                let ours: Option<(String, i64)> = {
+                    use rusqlite::OptionalExtension;
+                    source_of
+                        .query_row([&identity], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?
+                };
+                let begun = ours.is_some_and(|(source, stored)| {
+                    source == self.settings.name && stored as u64 == offset
+                });
+                if !begun || offset >= meta.len() || tails.contains_key(&identity) {
+                    continue;
+                }
+                info!(source = %self.settings.name, path = %path.display(), offset, "reading the rest of a file rotated while stopped");
+                tails.insert(
+                    identity.clone(),
+                    Tail {
+                        file,
+                        dev: meta.dev(),
+                        ino: meta.ino(),
+                        identity,
+                        path,
+                        offset,
+                        last_active: Instant::now(),
+                        watched: false,
+                    },
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The regular files the pattern names now.
