@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -60,7 +61,24 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/reports/{id}", get(show_report))
         .route("/api/reports/{id}/prefill", get(prefill))
         .route("/api/audit", get(audit))
+        .fallback(not_found)
         .with_state(shared)
+}
+
+/// A path the API does not serve: 404, with a JSON body as every error.
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no such path: {}", uri.path()),
+    )
+}
+
+/// A query string that does not read (a parameter given twice, a value of
+/// the wrong kind): 400, with a JSON body as every error.
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        ApiError(StatusCode::BAD_REQUEST, e.body_text())
+    }
 }
 
 /// An error as the API answers it: 400 for bad input, 404 for an unknown
@@ -147,8 +165,9 @@ struct SessionQuery {
 
 async fn list_sessions(
     State(shared): State<Arc<Shared>>,
-    Query(q): Query<SessionQuery>,
+    query: Result<Query<SessionQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query?;
     read(&shared, move |store, config| {
         let (since, until) = period_param(q.since.as_deref(), q.until.as_deref(), config)?;
         let filter = SessionFilter {
@@ -213,8 +232,9 @@ struct AuditQuery {
 
 async fn audit(
     State(shared): State<Arc<Shared>>,
-    Query(q): Query<AuditQuery>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query?;
     read(&shared, move |store, config| {
         if let Some(k) = q.kind.as_deref() {
             if !crate::reconcile::KINDS.contains(&k) {
@@ -404,6 +424,18 @@ mod tests {
         let (status, body) = get(&dir, "/api/sessions?since=2024-03-12&until=2024-03-12").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, json!([]));
+        let (status, body) = get(&dir, "/api/sessions?since=2024-03-12&since=2024-03-13").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("duplicate field `since`"),
+            "{body}"
+        );
+        let (status, body) = get(&dir, "/api/nothing").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["error"], "no such path: /api/nothing");
         let (status, body) = get(&dir, "/api/health").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "ok");
