@@ -340,7 +340,7 @@ impl FileSource {
             for entry in entries.filter_map(Result::ok) {
                 let path = entry.path();
                 let Ok(meta) = entry.metadata() else { continue };
-                if !meta.is_file() || watched.contains(&path) {
+                if !meta.is_file() || watched.contains(&path) || is_store_file(&self.db, &path) {
                     continue;
                 }
                 let Ok(mut file) = File::open(&path) else {
@@ -466,6 +466,7 @@ impl FileSource {
                 .and_then(|m| m.elapsed().ok())
                 .is_some_and(|age| age <= COPY_MAX_AGE);
             if !meta.is_file()
+                || is_store_file(&self.db, &entry.path())
                 || (meta.dev(), meta.ino()) == (tail.dev, tail.ino)
                 || meta.len() < tail.offset
                 || !recent
@@ -555,6 +556,29 @@ fn is_not_found(e: &anyhow::Error) -> bool {
         .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
 }
 
+/// Whether `path` is the store `db` or one of SQLite's files beside it
+/// (`-wal`, `-shm`, `-journal`), which may share a folder with the logs.
+/// They are never opened here: closing a descriptor of a file drops every
+/// POSIX lock this process holds on it, SQLite's included.
+fn is_store_file(db: &Path, path: &Path) -> bool {
+    let (Some(name), Some(store)) = (path.file_name(), db.file_name()) else {
+        return false;
+    };
+    let (name, store) = (name.to_string_lossy(), store.to_string_lossy());
+    let companion = name
+        .strip_prefix(&*store)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'));
+    let folder = |p: &Path| {
+        let parent = p.parent().filter(|p| !p.as_os_str().is_empty());
+        std::fs::canonicalize(parent.unwrap_or(Path::new(".")))
+    };
+    companion
+        && match (folder(path), folder(db)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => true,
+        }
+}
+
 /// The folders a pattern's files live in (the part before any wildcard).
 fn folders_of(pattern: &str) -> Vec<PathBuf> {
     let path = Path::new(pattern);
@@ -589,6 +613,26 @@ mod tests {
             vec![PathBuf::from("/var/log/openvpn")]
         );
         assert_eq!(folders_of("server.log"), vec![PathBuf::from(".")]);
+    }
+
+    #[test]
+    fn the_store_and_its_companions_are_told_apart_from_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("vpnledger.db");
+        for name in [
+            "vpnledger.db",
+            "vpnledger.db-wal",
+            "vpnledger.db-shm",
+            "vpnledger.db-journal",
+        ] {
+            assert!(is_store_file(&db, &dir.path().join(name)), "{name}");
+        }
+        for name in ["vpnledger.db.log", "server.log", "vpnledger.dbx"] {
+            assert!(!is_store_file(&db, &dir.path().join(name)), "{name}");
+        }
+        // The same name in another folder is another file.
+        let other = tempfile::tempdir().unwrap();
+        assert!(!is_store_file(&db, &other.path().join("vpnledger.db")));
     }
 
     #[test]
