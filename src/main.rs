@@ -1267,17 +1267,31 @@ struct UnparsedChain {
 /// before and the line's fields, and the head names the last. The error
 /// says what is wrong.
 fn unparsed_chain(conn: &rusqlite::Connection) -> anyhow::Result<Result<UnparsedChain, String>> {
-    let present: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'unparsed_head'",
-        [],
-        |r| r.get(0),
-    )?;
-    if !present {
-        return Ok(Err(
-            "the store has no table unparsed_head: it was removed by hand or by another program"
-                .to_owned(),
-        ));
+    for table in ["unparsed_head", "unparsed_chain"] {
+        let present: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )?;
+        if !present {
+            return Ok(Err(format!(
+                "the store has no table {table}: it was removed by hand or by another program"
+            )));
+        }
     }
+    // The last line kept before the chain: lines after it all have a digest.
+    let before: Option<i64> = {
+        use rusqlite::OptionalExtension;
+        conn.query_row("SELECT before FROM unparsed_chain", [], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten()
+    };
+    let Some(before) = before else {
+        return Ok(Err(
+            "the unparsed lines' chain start (table unparsed_chain) is gone or altered".to_owned(),
+        ));
+    };
     let mut stmt = conn.prepare(
         "SELECT id, source, fingerprint, path, line, offset, received, raw, reason, truncated, digest
          FROM unparsed ORDER BY id",
@@ -1295,22 +1309,29 @@ fn unparsed_chain(conn: &rusqlite::Connection) -> anyhow::Result<Result<Unparsed
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
         let stored = row.get_ref(10)?;
-        if stored == rusqlite::types::ValueRef::Null && last.is_none() {
+        if stored == rusqlite::types::ValueRef::Null && last.is_none() && id <= before {
             found.before_chain += 1;
             continue;
         }
         let recomputed = (|| -> rusqlite::Result<_> {
             use rusqlite::types::ValueRef;
+            // Of the type ingest writes, or altered: the raw line a blob,
+            // the names and the reason text.
             let bytes = |i: usize| match row.get_ref(i)? {
-                ValueRef::Blob(b) | ValueRef::Text(b) => Ok(b),
+                ValueRef::Blob(b) => Ok(b),
+                other => Err(rusqlite::Error::InvalidColumnType(
+                    i,
+                    "raw".into(),
+                    other.data_type(),
+                )),
+            };
+            let text = |i: usize| match row.get_ref(i)? {
+                ValueRef::Text(b) => std::str::from_utf8(b).map_err(rusqlite::Error::Utf8Error),
                 other => Err(rusqlite::Error::InvalidColumnType(
                     i,
                     "text".into(),
                     other.data_type(),
                 )),
-            };
-            let text = |i: usize| {
-                bytes(i).and_then(|b| std::str::from_utf8(b).map_err(rusqlite::Error::Utf8Error))
             };
             Ok(ingest::UnparsedLine {
                 source: text(1)?,

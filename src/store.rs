@@ -356,7 +356,9 @@ const MIGRATIONS: &[&str] = &[
     // 14: unparsed lines are evidence too: each one written from now on
     // carries a digest chained to the one before (a chain of their own,
     // beside the records'), and `unparsed_head` names the last, so that
-    // `verify` sees one altered or removed. Lines kept before have none.
+    // `verify` sees one altered or removed. Lines kept before have none:
+    // `unparsed_chain.before` is the last of them, and a line after it
+    // without a digest was altered.
     r#"
     ALTER TABLE unparsed ADD COLUMN digest BLOB;
     CREATE TABLE unparsed_head (
@@ -364,6 +366,11 @@ const MIGRATIONS: &[&str] = &[
         unparsed_id INTEGER NOT NULL,
         digest      BLOB NOT NULL
     );
+    CREATE TABLE unparsed_chain (
+        one    INTEGER PRIMARY KEY CHECK (one = 1),
+        before INTEGER NOT NULL
+    );
+    INSERT INTO unparsed_chain (one, before) SELECT 1, coalesce(max(id), 0) FROM unparsed;
     "#,
 ];
 

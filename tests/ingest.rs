@@ -751,6 +751,20 @@ fn verify_finds_an_unparsed_line_altered_or_removed() {
             "the unparsed lines' chain head names unparsed line 3, but the last unparsed line is 2: the newest unparsed line(s) were removed",
         ),
         (
+            // Made to look as if kept before the chain: still a line after
+            // the chain's start without a digest.
+            "UPDATE unparsed SET digest = NULL, raw = CAST('edited' AS BLOB); DELETE FROM unparsed_head",
+            "unparsed line 1 was altered",
+        ),
+        (
+            "UPDATE unparsed SET raw = CAST(raw AS TEXT) WHERE id = 2",
+            "unparsed line 2 was altered",
+        ),
+        (
+            "DELETE FROM unparsed_chain",
+            "the unparsed lines' chain start (table unparsed_chain) is gone or altered",
+        ),
+        (
             "DELETE FROM unparsed",
             "the store has no unparsed line on its chain, but its unparsed lines' chain head names unparsed line 3: unparsed lines were removed",
         ),
@@ -765,7 +779,7 @@ fn verify_finds_an_unparsed_line_altered_or_removed() {
             "{out}"
         );
         let conn = rusqlite::Connection::open(&ledger.db).unwrap();
-        conn.execute(edit, []).unwrap();
+        conn.execute_batch(edit).unwrap();
         drop(conn);
         let out = ledger.run(&["verify"]);
         let text = String::from_utf8_lossy(&out.stdout);
@@ -779,10 +793,14 @@ fn unparsed_lines_kept_before_their_chain_are_counted_apart() {
     let ledger = Ledger::new();
     let old = write_log(&ledger, "old.log", &["garbage one", "garbage two"]);
     ledger.ok(&["ingest", "--year", "2024", &old]);
-    // As a store written before schema 14 left them: no digest, no head.
+    // As a store written before schema 14 left them: no digest, no head,
+    // and the migration's note of the last line kept before the chain.
     let conn = rusqlite::Connection::open(&ledger.db).unwrap();
-    conn.execute_batch("UPDATE unparsed SET digest = NULL; DELETE FROM unparsed_head;")
-        .unwrap();
+    conn.execute_batch(
+        "UPDATE unparsed SET digest = NULL; DELETE FROM unparsed_head;
+         UPDATE unparsed_chain SET before = (SELECT max(id) FROM unparsed);",
+    )
+    .unwrap();
     drop(conn);
     let new = write_log(&ledger, "new.log", &["garbage three"]);
     ledger.ok(&["ingest", "--year", "2024", &new]);
