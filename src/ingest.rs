@@ -373,7 +373,13 @@ pub fn ingest(
     // The file's identity: its first line's, told apart from other files
     // with the same first line by what lies before the checkpoint.
     // Standard input cannot be read back: it is checked as it is skipped.
-    let digest = fingerprint(&first);
+    // A first line read without its newline (`--complete`) is named as
+    // it will be once its newline comes, so the file stays the same file.
+    let digest = if first.ends_with(b"\n") {
+        fingerprint(&first)
+    } else {
+        fingerprint(&[&first[..], b"\n"].concat())
+    };
     let fingerprint = match &reopen {
         Some(path) => {
             let file = File::open(path)
@@ -422,6 +428,21 @@ pub fn ingest(
         stream.offset,
         expected_tail,
     )?;
+    // A last line read without its newline (`--complete`) whose newline
+    // came since: that newline ends the line already read, it is no empty
+    // line of its own.
+    if let (Some(path), Some(before)) = (&reopen, stream.offset.checked_sub(1)) {
+        let mut byte = [0u8];
+        let file = File::open(path)
+            .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
+        if std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, before).is_ok()
+            && byte[0] != b'\n'
+            && reader.fill_buf().ok().and_then(|b| b.first().copied()) == Some(b'\n')
+        {
+            reader.consume(1);
+            stream.skip(b"\n");
+        }
+    }
     let mut buffer = Vec::with_capacity(4096);
     loop {
         buffer.clear();
@@ -795,6 +816,13 @@ impl Stream {
         self.truncated = truncated;
         self.read_line(bytes, received);
         self.truncated = false;
+    }
+
+    /// Passes over bytes that are no line (the newline of a line read
+    /// before it came): the checkpoint moves past them.
+    pub fn skip(&mut self, bytes: &[u8]) {
+        self.offset += bytes.len() as u64;
+        self.tail.push(bytes);
     }
 
     /// Moves the checkpoint to a position of the source's own (a Loki

@@ -161,6 +161,29 @@ fn complete_reads_a_last_line_without_its_newline() {
     ]);
     assert!(out.contains("0 new line(s)"), "{out}");
     assert_eq!(ledger.count("records"), 3);
+
+    // The one-line file was not finished after all: its newline ends the
+    // line read before, and the next line is line 2, nothing unparsed.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&single)
+        .unwrap();
+    write!(f, "\nMar 12 10:30:00 vpn-lyon openvpn[1873]: s.bernard/198.51.100.40:40000 SIGTERM[soft,remote-exit] received, client-instance exiting\n").unwrap();
+    drop(f);
+    let out = ledger.ok(&["ingest", "--year", "2024", path_str(&single)]);
+    assert!(out.contains("1 new line(s)"), "{out}");
+    assert_eq!(ledger.count("unparsed"), 0);
+    assert_eq!(ledger.count("records"), 4);
+    let conn = rusqlite::Connection::open(&ledger.db).unwrap();
+    let line: i64 = conn
+        .query_row(
+            "SELECT line FROM record_lines WHERE CAST(raw AS TEXT) LIKE '%SIGTERM%' AND CAST(raw AS TEXT) LIKE '%s.bernard%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(line, 2);
+    assert_eq!(ledger.sessions()[1]["end"], "2024-03-12T09:30:00Z");
 }
 
 #[test]
