@@ -1062,12 +1062,14 @@ impl Stream {
         self.summary.records -= dropped.records;
         self.summary.traffic -= dropped.traffic;
         self.summary.unparsed -= dropped.unparsed;
-        tracing::warn!(
-            file = %self.path,
-            lines,
-            "lines up to byte {} were stored by another process meanwhile: skipped, not stored twice",
-            stored.offset
-        );
+        if lines > 0 {
+            tracing::warn!(
+                file = %self.path,
+                "lines {} to {} were stored meanwhile by another process reading this file: skipped, not stored twice",
+                committed_line + 1,
+                committed_line + lines
+            );
+        }
         Ok(stored.offset >= self.offset)
     }
 }
