@@ -420,7 +420,7 @@ pub fn ingest(
         year_rule,
     )?;
 
-    let mut reader = reader_at(
+    let (mut reader, newline_after_last) = reader_at(
         &label,
         reopen.as_deref(),
         reader,
@@ -428,20 +428,8 @@ pub fn ingest(
         stream.offset,
         expected_tail,
     )?;
-    // A last line read without its newline (`--complete`) whose newline
-    // came since: that newline ends the line already read, it is no empty
-    // line of its own.
-    if let (Some(path), Some(before)) = (&reopen, stream.offset.checked_sub(1)) {
-        let mut byte = [0u8];
-        let file = File::open(path)
-            .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
-        if std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, before).is_ok()
-            && byte[0] != b'\n'
-            && reader.fill_buf().ok().and_then(|b| b.first().copied()) == Some(b'\n')
-        {
-            reader.consume(1);
-            stream.skip(b"\n");
-        }
+    if newline_after_last {
+        stream.skip(b"\n");
     }
     let mut buffer = Vec::with_capacity(4096);
     loop {
@@ -472,7 +460,10 @@ pub fn ingest(
 /// A reader of the input from `offset` on. A regular file is opened
 /// again and sought; standard input (or a pipe) is read through, and what
 /// it skips must end with the bytes the checkpoint's digest covers
-/// (`expected_tail`).
+/// (`expected_tail`). True with it when the file's next byte is the
+/// newline of a last line read without it (`--complete`): that newline
+/// ends the line already read, no empty line of its own, and the reader
+/// starts past it.
 fn reader_at(
     label: &str,
     path: Option<&Path>,
@@ -480,16 +471,26 @@ fn reader_at(
     first: Vec<u8>,
     offset: u64,
     expected_tail: Option<(u64, String)>,
-) -> anyhow::Result<Box<dyn BufRead>> {
+) -> anyhow::Result<(Box<dyn BufRead>, bool)> {
     if let Some(path) = path {
         let mut file = File::open(path)
             .map_err(|e| BadInput(format!("{}: cannot open: {e}", path.display())))?;
-        file.seek(SeekFrom::Start(offset))
-            .with_context(|| format!("{label}: cannot seek to byte {offset}"))?;
-        return Ok(Box::new(BufReader::with_capacity(1 << 20, file)));
+        let mut around = [0u8; 2];
+        let newline_after_last = offset.checked_sub(1).is_some_and(|before| {
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut around, before).is_ok()
+                && around[0] != b'\n'
+                && around[1] == b'\n'
+        });
+        let start = offset + u64::from(newline_after_last);
+        file.seek(SeekFrom::Start(start))
+            .with_context(|| format!("{label}: cannot seek to byte {start}"))?;
+        return Ok((
+            Box::new(BufReader::with_capacity(1 << 20, file)),
+            newline_after_last,
+        ));
     }
     if offset == 0 {
-        return Ok(Box::new(std::io::Cursor::new(first).chain(reader)));
+        return Ok((Box::new(std::io::Cursor::new(first).chain(reader)), false));
     }
     let mut skipped = TailWindow::default();
     skipped.push(&first);
@@ -507,7 +508,7 @@ fn reader_at(
             .into());
         }
     }
-    Ok(reader)
+    Ok((reader, false))
 }
 
 /// The last bytes read, up to [`TAIL_BYTES`]: what a checkpoint's digest
@@ -1354,12 +1355,13 @@ fn chain_link(tx: &Transaction<'_>) -> anyhow::Result<RecordDigest> {
     tracing::warn!(
         "the chain's head names a record that is gone or altered (records removed by hand): new records chain onto the head, and verify will report the gap"
     );
-    // A head of another length than a digest (altered too) still gives a
-    // link that no record's digest matches.
-    Ok(RecordDigest::try_from(&head[..]).unwrap_or_else(|_| {
-        use sha2::Digest;
-        sha2::Sha256::digest(&head).into()
-    }))
+    Ok(stored_digest(&head))
+}
+
+/// A chain head's digest as stored. One of another length than a digest
+/// (altered) still gives a link, one that no stored digest matches.
+fn stored_digest(bytes: &[u8]) -> RecordDigest {
+    RecordDigest::try_from(bytes).unwrap_or_else(|_| Sha256::digest(bytes).into())
 }
 
 /// The digest of the last record.
@@ -1459,11 +1461,7 @@ impl UnparsedLine<'_> {
 /// kept, when any was kept with a digest.
 pub fn unparsed_head(conn: &Connection) -> rusqlite::Result<Option<(i64, RecordDigest)>> {
     conn.query_row("SELECT unparsed_id, digest FROM unparsed_head", [], |r| {
-        let digest: Vec<u8> = r.get(1)?;
-        // A digest of another length (altered) links nothing stored.
-        let digest =
-            RecordDigest::try_from(&digest[..]).unwrap_or_else(|_| Sha256::digest(&digest).into());
-        Ok((r.get(0)?, digest))
+        Ok((r.get(0)?, stored_digest(&r.get::<_, Vec<u8>>(1)?)))
     })
     .optional()
 }

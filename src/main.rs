@@ -997,6 +997,8 @@ fn cmd_verify(ctx: &Context) -> anyhow::Result<ExitCode> {
         "traffic_runs",
         "traffic_unmatched",
         "chain_head",
+        "unparsed_head",
+        "unparsed_chain",
     ] {
         let present: bool = store.conn.query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -1265,20 +1267,8 @@ struct UnparsedChain {
 
 /// Walks the unparsed lines' chain: each digest follows from the one
 /// before and the line's fields, and the head names the last. The error
-/// says what is wrong.
+/// says what is wrong. (`cmd_verify` made sure its tables are there.)
 fn unparsed_chain(conn: &rusqlite::Connection) -> anyhow::Result<Result<UnparsedChain, String>> {
-    for table in ["unparsed_head", "unparsed_chain"] {
-        let present: bool = conn.query_row(
-            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [table],
-            |r| r.get(0),
-        )?;
-        if !present {
-            return Ok(Err(format!(
-                "the store has no table {table}: it was removed by hand or by another program"
-            )));
-        }
-    }
     // The last line kept before the chain: lines after it all have a digest.
     let before: Option<i64> = {
         use rusqlite::OptionalExtension;

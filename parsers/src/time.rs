@@ -200,49 +200,47 @@ impl TimeResolver {
     ) -> Result<NaiveDate, TimeError> {
         match &mut self.year {
             YearRule::Sequential { year, latest } => {
-                let no_such_date = |year| TimeError::NoSuchDate { year, month, day };
-                let Some((latest_month, latest_day)) = *latest else {
-                    let date = NaiveDate::from_ymd_opt(*year, month, day)
-                        .ok_or_else(|| no_such_date(*year))?;
-                    *latest = Some((month, day));
-                    self.last_date = Some((*year, month, day, date));
-                    return Ok(date);
-                };
-                // Most lines share the latest line's date.
-                if (month, day) == (latest_month, latest_day) {
-                    if let Some((y, m, d, date)) = self.last_date {
-                        if (y, m, d) == (*year, month, day) {
+                let year_of_line = match *latest {
+                    None => *year,
+                    Some((latest_month, latest_day)) => {
+                        // Most lines share the latest line's date.
+                        if (month, day) == (latest_month, latest_day) {
+                            if let Some((y, m, d, date)) = self.last_date {
+                                if (y, m, d) == (*year, month, day) {
+                                    return Ok(date);
+                                }
+                            }
+                        }
+                        let latest_date = clamped_date(*year, latest_month, latest_day);
+                        let late_from = latest_date - chrono::Days::new(LATE_DAYS);
+                        // Late across New Year's Eve: last year's date, just
+                        // before; it moves nothing.
+                        if let Some(date) = NaiveDate::from_ymd_opt(*year - 1, month, day)
+                            .filter(|d| *d >= late_from)
+                        {
                             return Ok(date);
                         }
+                        match NaiveDate::from_ymd_opt(*year, month, day) {
+                            // Late: this year's, and the latest stays.
+                            Some(date) if date >= late_from && date <= latest_date => {
+                                self.last_date = Some((*year, month, day, date));
+                                return Ok(date);
+                            }
+                            Some(date) if date > latest_date => *year,
+                            // Further back, the month going back: a new
+                            // year; within the month, the same year.
+                            _ if month < latest_month => *year + 1,
+                            _ => *year,
+                        }
                     }
-                }
-                let latest_date = clamped_date(*year, latest_month, latest_day);
-                let late_from = latest_date - chrono::Days::new(LATE_DAYS);
-                // Late across New Year's Eve: last year's date, just before.
-                if let Some(date) =
-                    NaiveDate::from_ymd_opt(*year - 1, month, day).filter(|d| *d >= late_from)
-                {
-                    return Ok(date);
-                }
-                if let Some(date) =
-                    NaiveDate::from_ymd_opt(*year, month, day).filter(|d| *d >= late_from)
-                {
-                    // Late, or the same day, or later on.
-                    if date > latest_date {
-                        *latest = Some((month, day));
-                    }
-                    self.last_date = Some((*year, month, day, date));
-                    return Ok(date);
-                }
-                // Further back: the month going back is a new year; within
-                // the same month, time went back in the same year.
-                let year_of_line = if month < latest_month {
-                    *year + 1
-                } else {
-                    *year
                 };
-                let date = NaiveDate::from_ymd_opt(year_of_line, month, day)
-                    .ok_or_else(|| no_such_date(year_of_line))?;
+                let date = NaiveDate::from_ymd_opt(year_of_line, month, day).ok_or(
+                    TimeError::NoSuchDate {
+                        year: year_of_line,
+                        month,
+                        day,
+                    },
+                )?;
                 *year = year_of_line;
                 *latest = Some((month, day));
                 self.last_date = Some((year_of_line, month, day, date));

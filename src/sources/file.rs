@@ -332,7 +332,7 @@ impl FileSource {
     ) -> anyhow::Result<()> {
         let watched = self.matching_paths();
         let mut source_of =
-            checkpoints.prepare("SELECT source, offset FROM checkpoints WHERE fingerprint = ?1")?;
+            checkpoints.prepare("SELECT source FROM checkpoints WHERE fingerprint = ?1")?;
         for folder in folders_of(&self.pattern) {
             let Ok(entries) = std::fs::read_dir(&folder) else {
                 continue;
@@ -346,20 +346,18 @@ impl FileSource {
                 let Ok(mut file) = File::open(&path) else {
                     continue;
                 };
-                let Some(line) = first_line(&mut file)? else {
+                let Ok(Some(line)) = first_line(&mut file) else {
                     continue;
                 };
-                let digest = fingerprint(&line);
-                let (identity, offset) = crate::ingest::resume_point(checkpoints, &digest, &file)?;
-                let ours: Option<(String, i64)> = {
+                // The identity and offset of its checkpoint, if it has one;
+                // a file without is a new identity at offset 0.
+                let (identity, offset) =
+                    crate::ingest::resume_point(checkpoints, &fingerprint(&line), &file)?;
+                let source: Option<String> = {
                     use rusqlite::OptionalExtension;
-                    source_of
-                        .query_row([&identity], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()?
+                    source_of.query_row([&identity], |r| r.get(0)).optional()?
                 };
-                let begun = ours.is_some_and(|(source, stored)| {
-                    source == self.settings.name && stored as u64 == offset
-                });
+                let begun = source.is_some_and(|source| source == self.settings.name);
                 if !begun || offset >= meta.len() || tails.contains_key(&identity) {
                     continue;
                 }
